@@ -1,0 +1,172 @@
+"""``vlwm <verb>``: argument parsing only; every verb calls a stage's public functions.
+
+Verbs grow with the pipeline; ``vlwm --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from vlwm import __version__
+
+
+def _gml_files(sources: Sequence[str]) -> list[Path]:
+    """Expand CityGML sources: files as given, folders searched recursively for ``*.gml``."""
+    files: list[Path] = []
+    for s in sources:
+        p = Path(s)
+        if p.is_dir():
+            found = sorted(p.rglob("*.gml"))
+            if not found:
+                raise SystemExit(f"vlwm city: no .gml files under {p}")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise SystemExit(f"vlwm city: {p}: no such file or folder (give 'procedural' or CityGML files)")
+    return files
+
+
+def build_scene(sources: Sequence[str], seed: int = 0, size: float | None = None):
+    """The scene for ``vlwm city`` sources: ``['procedural']`` (default) or CityGML files/folders."""
+    if not sources or list(sources) == ["procedural"]:
+        from vlwm.world.procedural import CityConfig, generate_city
+
+        cfg = CityConfig(seed=seed) if size is None else CityConfig(seed=seed, size=size)
+        return generate_city(cfg)
+    if "procedural" in sources:
+        raise SystemExit("vlwm city: 'procedural' cannot be mixed with CityGML files")
+    from vlwm.world.citygml import load_plateau
+
+    return load_plateau(_gml_files(sources))
+
+
+def cmd_city(args: argparse.Namespace) -> int:
+    from vlwm.world.scene import Scene
+
+    if args.sources[:1] == ["info"]:
+        if len(args.sources) != 2:
+            raise SystemExit("usage: vlwm city info SCENE.npz [--json]")
+        info = Scene.load(args.sources[1]).info()
+        print(json.dumps(info, indent=2) if args.json else format_info(info))
+        return 0
+    if args.out is None:
+        raise SystemExit("vlwm city: --out SCENE.npz is required to build a scene")
+    t0 = time.perf_counter()
+    scene = build_scene(args.sources, seed=args.seed, size=args.size)
+    path = scene.save(args.out)
+    info = scene.info()
+    print(f"wrote {path}: {info['buildings']} buildings, {info['triangles']} triangles "
+          f"from {info['source']} in {time.perf_counter() - t0:.1f} s")
+    if args.json:
+        print(json.dumps(info, indent=2))
+    return 0
+
+
+def format_info(info: dict) -> str:
+    lo, hi = info["bounds_min"], info["bounds_max"]
+    geo = info["geo_origin"]
+    lines = [
+        f"source      {info['source']}",
+        f"buildings   {info['buildings']}  (instances {info['instances']})",
+        f"triangles   {info['triangles']}  (vertices {info['vertices']})",
+        f"bounds      x {lo[0]:.1f}..{hi[0]:.1f}  y {lo[1]:.1f}..{hi[1]:.1f}  z {lo[2]:.1f}..{hi[2]:.1f} m",
+        "heights     " + ("none" if info["building_height_range"] is None else
+                          "{:.1f}..{:.1f} m (building triangles)".format(*info["building_height_range"])),
+        f"roads       {info['road_graph']['nodes']} nodes, {info['road_graph']['edges']} edges",
+        f"geo-origin  EPSG:{geo['epsg']} ({geo['origin'][0]:.3f}, {geo['origin'][1]:.3f}, {geo['origin'][2]:.3f})"
+        f" = {geo['latitude']:.6f} N {geo['longitude']:.6f} E",
+        "classes     " + ", ".join(f"{k} {v}" for k, v in info["triangles_per_label"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def cmd_export_gazebo(args: argparse.Namespace) -> int:
+    from vlwm.world.export import export_gazebo, export_mesh
+    from vlwm.world.scene import Scene
+
+    scene = Scene.load(args.scene)
+    out = Path(args.out)
+    if args.format == "sdf":
+        world = export_gazebo(scene, out, model_name=args.name)
+        print(f"wrote Gazebo world {world} (set GZ_SIM_RESOURCE_PATH={out / 'models'})")
+    else:
+        path = out if out.suffix else out / f"{args.name}.{args.format}"
+        written = export_mesh(scene, path, args.format)
+        print(f"wrote {written} ({scene.num_triangles} triangles)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole pipeline on the embedded default world (grows with the pipeline)."""
+    from vlwm.world.export import export_gazebo
+    from vlwm.world.procedural import CityConfig, generate_city
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"[1/2] world: procedural Tokyo (seed {args.seed}, {args.size:.0f} m)")
+    scene = generate_city(CityConfig(seed=args.seed, size=args.size))
+    scene_path = scene.save(out / "scene.npz")
+    info = scene.info()
+    (out / "scene_info.json").write_text(json.dumps(info, indent=2))
+    print(format_info(info))
+    print("[2/2] export: Gazebo world")
+    world = export_gazebo(scene, out / "gazebo")
+    print(f"demo: wrote {scene_path} ({info['buildings']} buildings, {info['triangles']} triangles) "
+          f"and {world} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vlwm", description="VLWM: city models to 4D occupancy world models.")
+    p.add_argument("--version", action="version", version=f"vlwm {__version__}")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+
+    c = sub.add_parser("city", help="build a scene (procedural or PLATEAU CityGML) or describe one",
+                       description="vlwm city [procedural | FILE.gml|DIR ...] --out scene.npz [--seed N] [--size M]\n"
+                                   "vlwm city info scene.npz [--json]",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("sources", nargs="*", default=["procedural"],
+                   help="'procedural' (default), CityGML files or folders, or 'info SCENE.npz'")
+    c.add_argument("--out", help="scene file to write (.npz)")
+    c.add_argument("--seed", type=int, default=0, help="procedural city seed")
+    c.add_argument("--size", type=float, default=None, help="procedural city side, metres (default 1000)")
+    c.add_argument("--json", action="store_true", help="print the scene summary as JSON")
+    c.set_defaults(func=cmd_city)
+
+    e = sub.add_parser("export-gazebo", help="export a scene as a Gazebo (SDF 1.9) world or a mesh")
+    e.add_argument("scene", help="scene file (.npz) from `vlwm city`")
+    e.add_argument("--out", required=True, help="output folder (sdf) or mesh file/folder (glb, obj)")
+    e.add_argument("--format", choices=("sdf", "glb", "obj"), default="sdf")
+    e.add_argument("--name", default="vlwm_city", help="model name")
+    e.set_defaults(func=cmd_export_gazebo)
+
+    d = sub.add_parser("demo", help="run the whole pipeline on the embedded default world")
+    d.add_argument("--out", default="out/demo", help="output folder")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--size", type=float, default=1000.0, help="city side, metres")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"vlwm {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
