@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -266,7 +267,7 @@ class Scene:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
+                _write_npz(fh, arrays)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -313,6 +314,15 @@ class Scene:
         """The same geometry under another label map."""
         return Scene(self.vertices, self.faces, self.semantics, self.instances, self.instance_names,
                      self.instance_semantics, self.terrain, self.geo, self.roads, label_map, dict(self.meta))
+
+
+def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` with fixed member timestamps, so equal scenes give byte-identical files."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
 
 
 def merge_scenes(scenes: Sequence[Scene], terrain: Terrain | None = None, meta: dict | None = None) -> Scene:
