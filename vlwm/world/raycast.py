@@ -62,20 +62,20 @@ class EmbreeTracer:
 
     def intersect(self, origins, directions, max_range=np.inf):
         n = len(origins)
-        distance = np.full(n, np.inf, dtype=np.float32)
-        triangle = np.full(n, -1, dtype=np.int64)
         if n == 0 or self._num_faces == 0:
-            return distance, triangle
+            return np.full(n, np.inf, dtype=np.float32), np.full(n, -1, dtype=np.int64)
         o = np.ascontiguousarray(origins, dtype=np.float32)
         d = np.ascontiguousarray(directions, dtype=np.float32)
-        rng = np.broadcast_to(np.asarray(max_range, dtype=np.float64), (n,))
-        tfar = np.ascontiguousarray(np.minimum(rng, 1e37), dtype=np.float32)
+        if np.ndim(max_range) == 0:
+            tfar = np.full(n, min(float(max_range), 1e37), dtype=np.float32)
+        else:
+            tfar = np.minimum(np.asarray(max_range, dtype=np.float64), 1e37).astype(np.float32)
+            if tfar.shape != (n,):
+                raise ValueError(f"max_range has shape {tfar.shape}, expected ({n},)")
         out = self._scene.run(o, d, dists=tfar, output=1)
-        prim = out["primID"]
-        hit = prim >= 0
-        distance[hit] = out["tfar"][hit]
-        triangle[hit] = prim[hit]
-        return distance, triangle
+        prim = out["primID"]  # -1 where nothing was hit
+        distance = np.where(prim >= 0, out["tfar"], np.float32(np.inf))
+        return distance, prim.astype(np.int64)
 
 
 class NumpyTracer:
@@ -136,11 +136,15 @@ def make_tracer(vertices: np.ndarray, faces: np.ndarray, backend: str = "embree"
 
 def normalize_directions(directions: np.ndarray) -> np.ndarray:
     """Unit vectors (n, 3) float32 of ``directions``; a zero-length direction is an error."""
-    d = np.asarray(directions, dtype=np.float64)
+    d = np.asarray(directions)
     if d.ndim != 2 or d.shape[1] != 3:
         raise ValueError(f"directions must have shape (n, 3), got {d.shape}")
-    norm = np.linalg.norm(d, axis=1, keepdims=True)
-    if np.any(norm == 0) or not np.all(np.isfinite(norm)):
-        bad = int(np.flatnonzero((norm[:, 0] == 0) | ~np.isfinite(norm[:, 0]))[0])
+    d = np.ascontiguousarray(d, dtype=np.float32)
+    sq = np.einsum("ij,ij->i", d, d)
+    ok = (sq > 0) & np.isfinite(sq)
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
         raise ValueError(f"ray direction {bad} is zero or not finite: {d[bad].tolist()}")
-    return (d / norm).astype(np.float32)
+    if np.abs(sq - 1).max(initial=0.0) < 1e-6:
+        return d  # already unit length (the common case: sensors precompute directions)
+    return d / np.sqrt(sq)[:, None]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+import numba
 import numpy as np
 
 from vlwm.labels import DEFAULT_LABEL_MAP, CityClass, LabelMap
@@ -97,6 +98,7 @@ class Scene:
     meta: dict = field(default_factory=dict)
     _tracers: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _normals: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _tables: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32).reshape(-1, 3)
@@ -187,23 +189,23 @@ class Scene:
 
     def describe_hits(self, distance: np.ndarray, triangle: np.ndarray, directions: np.ndarray) -> RayHits:
         """Attach class, instance and normal to raw ``(distance, triangle)`` hits of unit ``directions``."""
-        hit = triangle >= 0
-        t = np.where(hit, triangle, 0)
-        n = len(t)
-        if self.num_triangles:
-            sem = np.where(hit, self.semantics[t], np.uint8(CityClass.UNKNOWN)).astype(np.uint8)
-            cls = np.where(hit, self.label_map.table[sem], np.uint8(self.label_map.free)).astype(np.uint8)
-            inst = np.where(hit, self.instances[t], NO_INSTANCE).astype(np.int32)
-            normal = self.face_normals[t] * hit[:, None]
-            flip = np.einsum("ij,ij->i", normal, directions) > 0
-            normal[flip] *= -1
-        else:
-            sem = np.full(n, CityClass.UNKNOWN, np.uint8)
-            cls = np.full(n, self.label_map.free, np.uint8)
-            inst = np.full(n, NO_INSTANCE, np.int32)
-            normal = np.zeros((n, 3), np.float32)
-        return RayHits(distance.astype(np.float32), triangle.astype(np.int64), cls, inst,
-                       normal.astype(np.float32), sem)
+        tables = self._hit_tables()
+        triangle = np.ascontiguousarray(triangle, dtype=np.int64)
+        directions = np.ascontiguousarray(directions, dtype=np.float32)
+        sem, cls, inst, normal = _gather_hits(triangle, directions, *tables)
+        return RayHits(distance.astype(np.float32, copy=False), triangle, cls, inst, normal, sem)
+
+    def _hit_tables(self):
+        """Per-triangle semantic, label, instance and normal, each with a 'no hit' row appended."""
+        key = id(self.label_map)
+        if self._tables is None or self._tables[0] != key:
+            sem = np.r_[self.semantics, np.uint8(CityClass.UNKNOWN)].astype(np.uint8)
+            cls = self.label_map.table[sem].astype(np.uint8)
+            cls[-1] = self.label_map.free
+            inst = np.r_[self.instances, NO_INSTANCE].astype(np.int32)
+            normal = np.concatenate([self.face_normals, np.zeros((1, 3), np.float32)])
+            self._tables = (key, (sem, cls, inst, normal))
+        return self._tables[1]
 
     # ------------------------------------------------------------------ summary
 
@@ -314,6 +316,32 @@ class Scene:
         """The same geometry under another label map."""
         return Scene(self.vertices, self.faces, self.semantics, self.instances, self.instance_names,
                      self.instance_semantics, self.terrain, self.geo, self.roads, label_map, dict(self.meta))
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_hits(triangle, directions, sem_t, cls_t, inst_t, normal_t):  # pragma: no cover - compiled
+    """One pass over the rays: per-hit tables (with a trailing 'no hit' row) -> per-ray attributes,
+    normals turned to face the ray origin."""
+    n = triangle.shape[0]
+    miss = sem_t.shape[0] - 1
+    sem = np.empty(n, np.uint8)
+    cls = np.empty(n, np.uint8)
+    inst = np.empty(n, np.int32)
+    normal = np.empty((n, 3), np.float32)
+    for i in range(n):
+        t = triangle[i]
+        if t < 0:
+            t = miss
+        sem[i] = sem_t[t]
+        cls[i] = cls_t[t]
+        inst[i] = inst_t[t]
+        nx, ny, nz = normal_t[t, 0], normal_t[t, 1], normal_t[t, 2]
+        if nx * directions[i, 0] + ny * directions[i, 1] + nz * directions[i, 2] > 0:
+            nx, ny, nz = -nx, -ny, -nz
+        normal[i, 0] = nx
+        normal[i, 1] = ny
+        normal[i, 2] = nz
+    return sem, cls, inst, normal
 
 
 def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
