@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numba
 import numpy as np
@@ -53,6 +53,12 @@ class RayHits(NamedTuple):
     def hit(self) -> np.ndarray:
         """(n,) bool, True where the ray hit something."""
         return self.triangle >= 0
+
+
+#: Anything that answers nearest-hit queries like :meth:`Scene.cast`:
+#: ``cast(origins (n, 3), directions (n, 3) unit, max_range float | (n,)) -> RayHits`` in the world
+#: frame — a scene, or a dynamic world that adds moving traffic (:mod:`vlwm.sim.dynamic_world`).
+Caster = Callable[[np.ndarray, np.ndarray, "float | np.ndarray"], RayHits]
 
 
 @dataclass
