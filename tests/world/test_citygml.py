@@ -15,7 +15,7 @@ from lxml import etree
 from pyproj import Transformer
 
 from vlwm.labels import CityClass
-from vlwm.world.citygml import PlateauImportConfig, load_plateau, triangulate_polygons
+from vlwm.world.citygml import PlateauImportConfig, load_plateau
 from vlwm.world.geo import GeoOrigin
 from vlwm.world.scene import NO_INSTANCE
 
@@ -206,10 +206,10 @@ def test_merge_two_files_shares_one_origin(chiyoda):
 @needs_data
 def test_fast_triangulation_matches_reference(monkeypatch, nw_tokyo):
     """The bulk convex-fan path gives the same surfaces as ear-cutting every polygon."""
-    import vlwm.world.citygml as citygml
+    import vlwm.world.gml_geometry as gml_geometry
 
-    reference = citygml.triangulate_polygons
-    monkeypatch.setattr(citygml, "triangulate_polygons", lambda *a, **k: reference(*a, **k, fast=False))
+    reference = gml_geometry.triangulate_polygons
+    monkeypatch.setattr(gml_geometry, "triangulate_polygons", lambda *a, **k: reference(*a, **k, fast=False))
     slow = load_plateau([NW_TOKYO])
     assert slow.num_buildings == nw_tokyo.num_buildings
     area_fast, area_slow = nw_tokyo.triangle_areas(), slow.triangle_areas()
@@ -492,35 +492,6 @@ def test_roads_without_dem_get_a_ground_below_them(tmp_path):
     assert hit.semantic[0] == CityClass.ROAD
     terrain = scene.vertices[scene.faces[scene.semantics == CityClass.TERRAIN]][..., 2]
     assert np.allclose(terrain, -cfg.road_ground_clearance, atol=1e-4)
-
-
-def test_triangulate_polygons_fast_matches_reference():
-    """Seeded random convex and concave polygons in 3-D: same areas and normals either way."""
-    rng = np.random.default_rng(0)
-    rings, classes = [], []
-    for k in range(40):
-        n = int(rng.integers(3, 12))
-        ang = np.sort(rng.uniform(0, 2 * np.pi, n))
-        radius = rng.uniform(1, 10) * (rng.uniform(0.4, 1.0, n) if k % 2 else np.ones(n))  # odd: star-shaped
-        flat = np.column_stack([radius * np.cos(ang), radius * np.sin(ang), np.zeros(n)])
-        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))                                       # random plane
-        ring = flat @ q.T + rng.uniform(-100, 100, 3)
-        rings.append([np.vstack([ring, ring[:1]])])
-        classes.append(k % 3)
-    classes = np.array(classes, np.uint8)
-    fast = triangulate_polygons(rings, classes, fast=True)
-    slow = triangulate_polygons(rings, classes, fast=False)
-    assert fast.bad == slow.bad == 0
-
-    def per_class(mesh):
-        tri = mesh.vertices[mesh.faces]
-        cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) / 2
-        return [cross[mesh.semantics == c].sum(0) for c in range(3)], np.linalg.norm(cross, axis=1).sum()
-
-    (nf, af), (ns, as_) = per_class(fast), per_class(slow)
-    assert abs(af - as_) < 1e-6 * as_
-    for a, b in zip(nf, ns):
-        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_config_rejects_bad_values():

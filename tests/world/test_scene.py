@@ -11,7 +11,6 @@ from vlwm.world.geo import GeoOrigin, geographic_to_projected, plane_rectangular
 from vlwm.world.roads import RoadGraph
 from vlwm.world.scene import Scene, merge_scenes
 from vlwm.world.terrain import Terrain
-from vlwm.world.triangulate import DegeneratePolygon, triangulate_2d, triangulate_3d
 
 
 def two_building_scene(offset=0.0, name="a"):
@@ -126,31 +125,6 @@ def test_road_graph_shortest_path():
         g.shortest_path(0, 4)
     with pytest.raises(ValueError, match="width"):
         RoadGraph(nodes=[[0, 0, 0], [1, 0, 0]], edges=[[0, 1]], width=[1, 2], lanes=[1], sidewalk=[0])
-
-
-def test_triangulation_area_and_holes(rng):
-    # A square with a square hole: total triangle area = outer - hole.
-    outer = np.array([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], float)
-    hole = np.array([[3, 3], [3, 6], [6, 6], [6, 3]], float)
-    pts, faces = triangulate_2d(outer, [hole])
-    p = pts[faces]
-    cross = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 1, 1] - p[:, 0, 1]) * (p[:, 2, 0] - p[:, 0, 0])
-    assert np.all(cross > 0) and cross.sum() / 2 == pytest.approx(91.0)
-    # The same polygon rotated into a random 3-D plane keeps its area and winding normal.
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    lift = lambda r: np.column_stack([r, np.zeros(len(r))]) @ q.T + [5, -3, 40]
-    pts3, faces3 = triangulate_3d(lift(outer), [lift(hole)])
-    t = pts3[faces3]
-    n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-    assert np.linalg.norm(n, axis=1).sum() / 2 == pytest.approx(91.0)
-    assert np.all(n @ (q @ [0, 0, 1]) > 0)
-
-
-def test_degenerate_polygons_are_reported():
-    with pytest.raises(DegeneratePolygon, match="distinct points"):
-        triangulate_3d(np.array([[0, 0, 0], [0, 0, 0], [1, 1, 1.0]]))
-    with pytest.raises(DegeneratePolygon, match="area"):
-        triangulate_3d(np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2.0]]))
 
 
 def test_plane_rectangular_zones():
