@@ -1,0 +1,141 @@
+"""Recording jobs: which missions to fly, built from command-line style specs, run in parallel.
+
+A :class:`MissionSpec` names a pattern and its parameters; :func:`build_mission` turns it into a
+:class:`~vlwm.sim.missions.Mission` in a given scene.  :func:`run_jobs` records several specs —
+several vehicles or several sequences — in worker processes that each load the scene file once.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vlwm.sim.missions import Mission, orbit_mission, patrol_mission, route_mission, survey_mission
+from vlwm.sim.qgc_wpl import waypoints_mission
+from vlwm.sim.simulator import SimConfig, record_mission
+from vlwm.world.scene import Scene
+
+PATTERNS = ("survey", "orbit", "waypoints", "patrol", "route")
+
+
+@dataclass(frozen=True)
+class MissionSpec:
+    """One mission to record, as a user states it."""
+
+    vehicle: str = "drone"
+    """'drone' or 'rover'."""
+    pattern: str = "survey"
+    """One of :data:`PATTERNS` (rovers: 'patrol', 'route' or 'waypoints')."""
+    size: float = 100.0
+    """Survey square side, metres."""
+    spacing: float = 15.0
+    """Survey line spacing, metres."""
+    altitude: float = 30.0
+    """Flight height above the home ground, metres (survey, orbit, patrol)."""
+    center: tuple[float, float] | None = None
+    """Survey/orbit centre, local ENU metres; None = the scene origin for the first job, a
+    seeded open site for the others."""
+    radius: float = 40.0
+    """Orbit radius, metres."""
+    laps: float = 1.0
+    """Orbit laps."""
+    target: str | None = None
+    """Orbit around this scene instance (a building's name / gml:id) instead of ``center``."""
+    waypoints_file: str | None = None
+    """QGC WPL 110 mission file ('waypoints')."""
+    goals: int = 4
+    """Random goals of a patrol."""
+    start: tuple[float, float] | None = None
+    """Rover route start, local ENU metres (None: a seeded road node)."""
+    goal: tuple[float, float] | None = None
+    """Rover route goal, local ENU metres (None: a seeded road node)."""
+    seed: int = 0
+    """Seed of what the pattern draws (patrol goals, route ends, job centres) and of the recording."""
+
+    def __post_init__(self):
+        if self.vehicle not in ("drone", "rover"):
+            raise ValueError(f"vehicle must be 'drone' or 'rover', got {self.vehicle!r}")
+        if self.pattern not in PATTERNS:
+            raise ValueError(f"pattern {self.pattern!r} is not one of {PATTERNS}")
+        if self.vehicle == "rover" and self.pattern in ("survey", "orbit"):
+            raise ValueError(f"a rover cannot fly a {self.pattern!r}: use 'patrol', 'route' or 'waypoints'")
+        if self.pattern == "waypoints" and not self.waypoints_file:
+            raise ValueError("pattern 'waypoints' needs a QGC WPL file (--waypoints FILE)")
+
+
+def build_mission(scene: Scene, spec: MissionSpec) -> Mission:
+    """The mission ``spec`` describes, in ``scene``."""
+    rng = np.random.default_rng(spec.seed)
+    if spec.pattern == "waypoints":
+        return waypoints_mission(spec.waypoints_file, scene, vehicle=spec.vehicle)
+    if spec.pattern == "patrol":
+        home = (0.0, 0.0) if spec.center is None else spec.center
+        return patrol_mission(scene, spec.vehicle, spec.goals, rng, altitude=spec.altitude, home_xy=home)
+    if spec.pattern == "route":
+        if spec.vehicle != "rover":
+            raise ValueError("pattern 'route' follows roads: it is for rovers (drones: 'waypoints' or 'patrol')")
+        nodes = scene.roads.nodes
+        if not len(nodes):
+            raise ValueError("pattern 'route' needs a scene with a road graph (the procedural city has one)")
+        start = spec.start if spec.start is not None else nodes[rng.integers(len(nodes)), :2]
+        goal = spec.goal if spec.goal is not None else nodes[rng.integers(len(nodes)), :2]
+        return route_mission(scene, start, goal)
+    center = spec.target if spec.target is not None else (spec.center if spec.center is not None else (0.0, 0.0))
+    if spec.pattern == "survey":
+        return survey_mission(scene, center, size=spec.size, spacing=spec.spacing, altitude=spec.altitude)
+    return orbit_mission(scene, center, radius=spec.radius, altitude=spec.altitude, laps=spec.laps)
+
+
+def spread_specs(base: MissionSpec, count: int, scene: Scene) -> list[MissionSpec]:
+    """``count`` variants of ``base`` for several vehicles/sequences: seeds ``seed, seed+1, …``; when no
+    centre was given, jobs after the first survey/orbit around seeded points inside the scene."""
+    specs = [base]
+    lo, hi = scene.bounds[0, :2] * 0.6, scene.bounds[1, :2] * 0.6
+    for i in range(1, count):
+        s = replace(base, seed=base.seed + i)
+        if base.center is None and base.target is None and base.pattern in ("survey", "orbit"):
+            c = np.random.default_rng(s.seed).uniform(lo, hi)
+            s = replace(s, center=(float(c[0]), float(c[1])))
+        specs.append(s)
+    return specs
+
+
+def _record_job(args) -> str:
+    scene_path, spec, config, out_root, scene_ref, vehicle_id, progress = args
+    scene = Scene.load(scene_path)
+    mission = build_mission(scene, spec)
+    path = record_mission(scene, mission, out_root, replace(config, seed=spec.seed), scene_ref=scene_ref,
+                          vehicle_id=vehicle_id, progress=progress)
+    return str(path)
+
+
+def run_jobs(scene_path: str | os.PathLike, specs: Sequence[MissionSpec], out_root: str | os.PathLike,
+             config: SimConfig, workers: int = 1, progress: bool = True) -> list[Path]:
+    """Record every spec (one sequence each); ``workers`` > 1 uses that many processes.
+
+    ``scene_path`` is the cached scene file each worker loads; the manifests refer to it relative
+    to the sequence folder when it lies under ``out_root``.
+    """
+    scene_path = Path(scene_path).resolve()
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    try:
+        scene_ref = os.path.relpath(scene_path, out_root.resolve() / "x")
+    except ValueError:  # another drive (Windows)
+        scene_ref = str(scene_path)
+    counters: dict[str, int] = {}
+    jobs = []
+    for spec in specs:
+        n = counters.get(spec.vehicle, 0)
+        counters[spec.vehicle] = n + 1
+        jobs.append((str(scene_path), spec, config, str(out_root), scene_ref, f"{spec.vehicle}_{n}",
+                     progress and workers <= 1))
+    if workers <= 1 or len(jobs) == 1:
+        return [Path(_record_job(j)) for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return [Path(p) for p in pool.map(_record_job, jobs)]
