@@ -137,7 +137,6 @@ def world_scene_file(world: Sequence[str], out_root: Path, seed: int, city_size:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-
     from vlwm.sim.jobs import MissionSpec, run_jobs, spread_specs
     from vlwm.sim.simulator import SimConfig
     from vlwm.sim.traffic import TrafficConfig
