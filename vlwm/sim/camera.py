@@ -91,9 +91,9 @@ RIG_YAW_FOV_DEG = {
     "CAM_BACK": (180.0, 110.0), "CAM_BACK_LEFT": (110.0, 70.0), "CAM_BACK_RIGHT": (-110.0, 70.0),
 }
 DRONE_CAMERA_PITCH_DEG = 35.0   #: drone cameras look this far below the horizon
-DRONE_CAMERA_RING = (0.12, -0.08)   #: (radius, height) of the drone's camera ring about the body origin, m
+DRONE_CAMERA_RING = (0.12, 0.15)    #: (radius, height) of the drone's camera ring above its touch-down point, m
 ROVER_CAMERA_RING = (1.0, 1.6)      #: (radius, height) of the rover's roof camera ring, m
-ROVER_CAMERA_FORWARD = 0.5          #: rover ring centre ahead of the body origin, m
+ROVER_CAMERA_FORWARD = 1.35         #: rover ring centre ahead of the body origin (rear axle), m
 
 
 def camera_rig(vehicle: str, width: int = 640, height: int = 360) -> tuple[CameraConfig, ...]:

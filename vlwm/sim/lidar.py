@@ -161,19 +161,21 @@ def drone_lidar() -> LidarConfig:
     field of view is shifted downwards, +15° to -75°: from 30 m the lower rings cover the ground
     out to ~110 m, and from 150 m altitude the rings below -48.6° still reach the ground within the
     200 m range (a disc of ~130 m radius) while the upper rings see building walls around.
-    The sensor sits 15 cm below the body origin.
+    The drone's body origin is its touch-down point (the bottom of the landing gear); the
+    sensor hangs under the fuselage, 10 cm above it, so it stays above the ground when landed.
     """
     return LidarConfig(beams=64, columns=2048, fov_up_deg=15.0, fov_down_deg=-75.0, max_range=200.0,
-                       min_range=0.5, rate_hz=10.0, mount_xyz=(0.0, 0.0, -0.15), mount_rpy=(0.0, 0.0, 0.0))
+                       min_range=0.5, rate_hz=10.0, mount_xyz=(0.0, 0.0, 0.10), mount_rpy=(0.0, 0.0, 0.0))
 
 
 def rover_lidar() -> LidarConfig:
-    """A 64-beam lidar on a car roof, 1.8 m above the body origin (on the ground), +10° to -30°.
+    """A 64-beam lidar on a car roof, +10° to -30°: 1.8 m above the road and 1.35 m ahead of the
+    body origin (the rear-axle centre on the road), i.e. over the middle of a 2.7 m wheelbase.
 
     The field of view is that of the nuScenes HDL-32E (+10.67° to -30.67°) with twice the rings.
     """
     return LidarConfig(beams=64, columns=2048, fov_up_deg=10.0, fov_down_deg=-30.0, max_range=200.0,
-                       min_range=0.5, rate_hz=10.0, mount_xyz=(0.0, 0.0, 1.8), mount_rpy=(0.0, 0.0, 0.0))
+                       min_range=0.5, rate_hz=10.0, mount_xyz=(1.35, 0.0, 1.8), mount_rpy=(0.0, 0.0, 0.0))
 
 
 @functools.lru_cache(maxsize=16)
