@@ -15,16 +15,12 @@ Measured:
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from common import report, timed  # benchmarks/ is on sys.path when a script here runs
 from vlwm.world.procedural import CityConfig, generate_city
 from vlwm.world.scene import Scene
 
@@ -40,27 +36,6 @@ def lidar_rays(position, beams=64, columns=2048, elev_deg=(-75.0, 15.0)):
     d = np.stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)], -1).reshape(-1, 3)
     o = np.broadcast_to(np.asarray(position, np.float32), d.shape)
     return np.ascontiguousarray(o, np.float32), d.astype(np.float32)
-
-
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def main(argv=None):
@@ -112,18 +87,7 @@ def main(argv=None):
         rows.append(("import PLATEAU tile 53395404 (657 LOD1 buildings)", f"{t_imp:.2f} s",
                      f"{tile.num_buildings} buildings, {tile.num_triangles:,} triangles"))
 
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    text = [f"## World stage — {stamp}", "", f"Machine: {machine()}. Medians of repeats.", "",
-            "| what | time | notes |", "|---|---|---|"]
-    text += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    report = "\n".join(text) + "\n"
-    print(report)
-    if not args.no_write:
-        results = Path(__file__).with_name("RESULTS.md")
-        head = "" if results.exists() else "# Benchmark results\n\nWritten by the scripts in this folder; newest last.\n\n"
-        with results.open("a") as fh:
-            fh.write(head + report + "\n")
-        print(f"appended to {results}")
+    report("World stage", rows, write=not args.no_write)
 
 
 if __name__ == "__main__":
