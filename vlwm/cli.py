@@ -221,22 +221,32 @@ def add_simulate_arguments(s: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole pipeline on the embedded default world (grows with the pipeline)."""
+    from vlwm.sim.jobs import MissionSpec, run_jobs
+    from vlwm.sim.simulator import SimConfig
     from vlwm.world.export import export_gazebo
     from vlwm.world.procedural import CityConfig, generate_city
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    print(f"[1/2] world: procedural Tokyo (seed {args.seed}, {args.size:.0f} m)")
+    print(f"[1/3] world: procedural Tokyo (seed {args.seed}, {args.size:.0f} m)")
     scene = generate_city(CityConfig(seed=args.seed, size=args.size))
-    scene_path = scene.save(out / "scene.npz")
+    scene_path = scene.save(out / "scenes" / "city.npz")
     info = scene.info()
     (out / "scene_info.json").write_text(json.dumps(info, indent=2))
     print(format_info(info))
-    print("[2/2] export: Gazebo world")
+    print("[2/3] export: Gazebo world")
     world = export_gazebo(scene, out / "gazebo")
-    print(f"demo: wrote {scene_path} ({info['buildings']} buildings, {info['triangles']} triangles) "
-          f"and {world} in {time.perf_counter() - t0:.1f} s")
+    print(f"      {world}")
+    print(f"[3/3] simulate: a drone survey and a rover patrol, {args.duration:.0f} s each among traffic")
+    specs = [MissionSpec(vehicle="drone", pattern="survey", size=100, spacing=15, altitude=30, seed=args.seed),
+             MissionSpec(vehicle="rover", pattern="patrol", goals=3, seed=args.seed)]
+    recordings = out / "tokyo_gazebo"
+    sequences = run_jobs(scene_path, specs, recordings, SimConfig(duration_s=args.duration, seed=args.seed),
+                         workers=args.workers)
+    frames = sum(json.loads((p / "sequence.json").read_text())["num_frames"] for p in sequences)
+    print(f"demo: wrote {scene_path} ({info['buildings']} buildings), {world.parent}, "
+          f"{len(sequences)} recordings with {frames} frames under {recordings} in {time.perf_counter() - t0:.0f} s")
     return 0
 
 
@@ -272,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo", help="output folder")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--size", type=float, default=1000.0, help="city side, metres")
+    d.add_argument("--duration", type=float, default=20.0, help="seconds recorded per vehicle")
+    d.add_argument("--workers", type=int, default=2, help="parallel recording processes")
     d.set_defaults(func=cmd_demo)
     return p
 
