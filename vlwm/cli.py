@@ -219,6 +219,48 @@ def add_simulate_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--resume", help="continue an interrupted sequence folder (same options as its run)")
 
 
+def cmd_gt(args: argparse.Namespace) -> int:
+    from vlwm.gt.frame_gt import GTConfig
+    from vlwm.gt.grid import GridSpec
+    from vlwm.gt.recording import generate
+
+    grid = args.grid
+    kw = dict(source=args.source, solid_interiors=not args.hollow, camera_mask=not args.no_camera_mask,
+              lidar_window=args.lidar_window)
+    if args.point_cloud_range or args.voxel_size:
+        if not (args.point_cloud_range and args.voxel_size):
+            raise SystemExit("vlwm gt: --point-cloud-range and --voxel-size go together")
+        kw["grid"] = GridSpec(tuple(args.point_cloud_range), tuple(args.voxel_size))
+        grid = "config"
+    t0 = time.perf_counter()
+    reports = generate(args.input, args.output, grid=grid, config=GTConfig(**kw), scene=args.scene,
+                       overwrite=args.overwrite, workers=args.workers)
+    for r in reports:
+        print(r.summary())
+    written = sum(len(r.written) for r in reports)
+    failed = sum(len(r.failed) for r in reports) + sum(r.error is not None for r in reports)
+    where = args.output or "each sequence's occupancy/"
+    print(f"gt: wrote {written} occupancy frames for {len(reports)} sequence(s) into {where} "
+          f"({failed} failures) in {time.perf_counter() - t0:.1f} s")
+    return 1 if failed and not written else 0
+
+
+def add_gt_arguments(g: argparse.ArgumentParser) -> None:
+    g.add_argument("--input", nargs="+", required=True, help="sequence folders, globs, or recording roots")
+    g.add_argument("--output", help="output root (default: write into each sequence's occupancy/)")
+    g.add_argument("--source", choices=("scene", "lidar"), default="scene",
+                   help="exact scene voxelisation (built-in recordings) or multi-sweep lidar aggregation")
+    g.add_argument("--grid", default="auto", help="preset: auto (aerial for drones, occ3d for rovers), aerial, occ3d")
+    g.add_argument("--point-cloud-range", type=float, nargs=6, metavar="V", help="custom grid x0 y0 z0 x1 y1 z1 (m)")
+    g.add_argument("--voxel-size", type=float, nargs=3, metavar="V", help="custom voxel size dx dy dz (m)")
+    g.add_argument("--scene", help="scene file (.npz) when the manifest does not name one")
+    g.add_argument("--hollow", action="store_true", help="do not fill building interiors")
+    g.add_argument("--no-camera-mask", action="store_true", help="skip mask_camera (written as zeros)")
+    g.add_argument("--lidar-window", type=int, default=10, help="lidar source: sweeps before/after aggregated")
+    g.add_argument("--overwrite", action="store_true", help="re-make frames that already have a file")
+    g.add_argument("--workers", type=int, default=1, help="processes per sequence")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole pipeline on the embedded default world (grows with the pipeline)."""
     from vlwm.sim.jobs import MissionSpec, run_jobs
@@ -277,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("simulate", help="fly/drive missions among traffic and record sensors (built-in simulator)")
     add_simulate_arguments(sm)
     sm.set_defaults(func=cmd_simulate)
+
+    g = sub.add_parser("gt", help="occupancy ground truth (semantic voxel grids + visibility masks) for recordings")
+    add_gt_arguments(g)
+    g.set_defaults(func=cmd_gt)
 
     d = sub.add_parser("demo", help="run the whole pipeline on the embedded default world")
     d.add_argument("--out", default="out/demo", help="output folder")

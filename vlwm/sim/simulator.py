@@ -86,6 +86,7 @@ def sensor_calibration(vehicle: str, lidar: LidarConfig, cameras) -> dict:
     for cam in cameras:
         sensors[cam.name] = {"type": "camera", "T_body_sensor": cam.T_body_sensor().round(9).tolist(),
                              "K": cam.K().round(9).tolist(), "width": cam.width, "height": cam.height,
+                             "max_range": cam.max_range,
                              "optical_frame": OPTICAL_FRAME, "depth": "16-bit PNG, z-depth in mm, 0 = none",
                              "semantic": "8-bit PNG, occupancy label ids"}
     return sensors
@@ -110,6 +111,8 @@ def build_manifest(scene: Scene, scene_ref: str | None, mission: Mission, config
                     "waypoints": [{"position": list(w.position), "command": w.command, "speed": w.speed,
                                    "yaw": w.yaw, "hold_s": w.hold_s} for w in mission.waypoints]},
         "traffic": None if config.traffic is None else asdict(config.traffic),
+        # Instance ids from this one up are traffic actors (they continue after the scene's own).
+        "traffic_first_instance": None if config.traffic is None else int(len(scene.instance_names)),
         "sim": {k: v for k, v in asdict(config).items() if k not in ("lidar", "traffic")},
     }
 
