@@ -263,6 +263,7 @@ def add_gt_arguments(g: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole pipeline on the embedded default world (grows with the pipeline)."""
+    from vlwm.gt.recording import generate as generate_gt
     from vlwm.sim.jobs import MissionSpec, run_jobs
     from vlwm.sim.simulator import SimConfig
     from vlwm.world.export import export_gazebo
@@ -271,24 +272,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    print(f"[1/3] world: procedural Tokyo (seed {args.seed}, {args.size:.0f} m)")
+    print(f"[1/4] world: procedural Tokyo (seed {args.seed}, {args.size:.0f} m)")
     scene = generate_city(CityConfig(seed=args.seed, size=args.size))
     scene_path = scene.save(out / "scenes" / "city.npz")
     info = scene.info()
     (out / "scene_info.json").write_text(json.dumps(info, indent=2))
     print(format_info(info))
-    print("[2/3] export: Gazebo world")
+    print("[2/4] export: Gazebo world")
     world = export_gazebo(scene, out / "gazebo")
     print(f"      {world}")
-    print(f"[3/3] simulate: a drone survey and a rover patrol, {args.duration:.0f} s each among traffic")
+    print(f"[3/4] simulate: a drone survey and a rover patrol, {args.duration:.0f} s each among traffic")
     specs = [MissionSpec(vehicle="drone", pattern="survey", size=100, spacing=15, altitude=30, seed=args.seed),
              MissionSpec(vehicle="rover", pattern="patrol", goals=3, seed=args.seed)]
     recordings = out / "tokyo_gazebo"
     sequences = run_jobs(scene_path, specs, recordings, SimConfig(duration_s=args.duration, seed=args.seed),
                          workers=args.workers)
     frames = sum(json.loads((p / "sequence.json").read_text())["num_frames"] for p in sequences)
+    print("[4/4] ground truth: occupancy grids with lidar and camera visibility")
+    reports = generate_gt([str(p) for p in sequences], workers=args.workers)
+    for r in reports:
+        print(f"      {r.summary()}")
     print(f"demo: wrote {scene_path} ({info['buildings']} buildings), {world.parent}, "
-          f"{len(sequences)} recordings with {frames} frames under {recordings} in {time.perf_counter() - t0:.0f} s")
+          f"{len(sequences)} recordings with {frames} frames and their occupancy under {recordings} "
+          f"in {time.perf_counter() - t0:.0f} s")
     return 0
 
 
