@@ -5,9 +5,10 @@
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from _bootstrap import ensure_environment
+
+ensure_environment(__file__, ("numpy", "numba", "embreex"))
 
 from vlwm.cli import main  # noqa: E402
 

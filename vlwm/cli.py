@@ -13,37 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vlwm import __version__
-
-
-def _gml_files(sources: Sequence[str]) -> list[Path]:
-    """Expand CityGML sources: files as given, folders searched recursively for ``*.gml``."""
-    files: list[Path] = []
-    for s in sources:
-        p = Path(s)
-        if p.is_dir():
-            found = sorted(p.rglob("*.gml"))
-            if not found:
-                raise SystemExit(f"vlwm city: no .gml files under {p}")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise SystemExit(f"vlwm city: {p}: no such file or folder (give 'procedural' or CityGML files)")
-    return files
-
-
-def build_scene(sources: Sequence[str], seed: int = 0, size: float | None = None):
-    """The scene for ``vlwm city`` sources: ``['procedural']`` (default) or CityGML files/folders."""
-    if not sources or list(sources) == ["procedural"]:
-        from vlwm.world.procedural import CityConfig, generate_city
-
-        cfg = CityConfig(seed=seed) if size is None else CityConfig(seed=seed, size=size)
-        return generate_city(cfg)
-    if "procedural" in sources:
-        raise SystemExit("vlwm city: 'procedural' cannot be mixed with CityGML files")
-    from vlwm.world.citygml import load_plateau
-
-    return load_plateau(_gml_files(sources))
+from vlwm.world.sources import build_scene, world_scene_file
 
 
 def cmd_city(args: argparse.Namespace) -> int:
@@ -118,22 +88,6 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise SystemExit(f"expected WIDTHxHEIGHT (e.g. 640x360), got {text!r}") from None
     return (w, h)
-
-
-def world_scene_file(world: Sequence[str], out_root: Path, seed: int, city_size: float | None) -> Path:
-    """The scene file for ``--world``: an existing ``.npz`` as is, else built and cached under ``out_root/scenes``."""
-    if len(world) == 1 and world[0].endswith(".npz"):
-        return Path(world[0])
-    if list(world) == ["procedural"]:
-        name = f"procedural_seed{seed}_{int(city_size or 1000)}m.npz"
-    else:
-        name = "_".join(Path(w).stem for w in world)[:80] + ".npz"
-    path = out_root / "scenes" / name
-    if not path.exists():
-        scene = build_scene(world, seed=seed, size=city_size)
-        scene.save(path)
-        print(f"world: wrote {path} ({scene.num_buildings} buildings, {scene.num_triangles} triangles)")
-    return path
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -325,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("simulate", help="fly/drive missions among traffic and record sensors (built-in simulator)")
     add_simulate_arguments(sm)
     sm.set_defaults(func=cmd_simulate)
+
+    from vlwm.sim.mavlink_server import add_sim_server_parser
+
+    add_sim_server_parser(sub)
 
     g = sub.add_parser("gt", help="occupancy ground truth (semantic voxel grids + visibility masks) for recordings")
     add_gt_arguments(g)
