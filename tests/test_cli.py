@@ -3,10 +3,7 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
-import pytest
 
 from vlwm.world.scene import Scene
 

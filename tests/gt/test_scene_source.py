@@ -4,7 +4,8 @@ solid boxes, and the per-scene triangle index changes nothing but speed."""
 import numpy as np
 import pytest
 
-from vlwm.gt.ego_frame import GridFrame, apply_transform, index_transform
+from vlwm.gt.ego_frame import GridFrame, index_transform
+from vlwm.sim.frames import transform_points
 from vlwm.gt.grid import GridSpec
 from vlwm.gt.scene_source import ActorBoxes, SceneVoxelizer
 from vlwm.gt.voxelize import fill_solids, voxelize_surfaces
@@ -92,7 +93,7 @@ def test_the_triangle_index_changes_nothing(tiny, frame):
     scene = tiny.scene
     fast = SceneVoxelizer(scene, bin_size=4.0).semantics(frame, tiny.spec, tiny.ranks)
     brute = np.full(tiny.spec.shape, FREE, np.uint8)
-    tri = apply_transform(index_transform(tiny.spec, frame), scene.vertices[scene.faces])
+    tri = transform_points(index_transform(tiny.spec, frame), scene.vertices[scene.faces])
     voxelize_surfaces(brute, tri, scene.classes, tiny.ranks)
     solid = scene.instances >= 0
     inst, group = np.unique(scene.instances[solid], return_inverse=True)

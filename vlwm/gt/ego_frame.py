@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlwm.gt.grid import GridSpec
-from vlwm.sim.frames import Pose, invert_transform, make_transform
+from vlwm.sim.frames import Pose, invert_transform, make_transform, transform_points
 
 #: Ground points within this horizontal radius (m) of the vehicle estimate its ground height.
 GROUND_ESTIMATE_RADIUS_M = 10.0
@@ -31,14 +31,6 @@ GROUND_ESTIMATE_RADIUS_M = 10.0
 GROUND_ESTIMATE_PERCENTILE = 5.0
 
 
-def apply_transform(t: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Affine ``t`` (4, 4) applied to points (..., 3) -> (..., 3) float64.
-
-    ``einsum`` rather than ``@``: a (n, 3) x (3, 3) product through BLAS costs ten times more,
-    and far more when BLAS threads compete with other processes.
-    """
-    p = np.asarray(points, np.float64)
-    return np.einsum("ij,...j->...i", t[:3, :3], p) + t[:3, 3]
 
 
 def rotation_z(yaw: float) -> np.ndarray:
@@ -87,11 +79,11 @@ class GridFrame:
 
     def to_grid(self, points_world: np.ndarray) -> np.ndarray:
         """(n, 3) float64 grid-frame positions of world points (n, 3), metres."""
-        return apply_transform(self.T_grid_world(), points_world)
+        return transform_points(self.T_grid_world(), points_world)
 
     def to_world(self, points_grid: np.ndarray) -> np.ndarray:
         """(n, 3) float64 world positions of grid-frame points (n, 3), metres."""
-        return apply_transform(self.T_world_grid(), points_grid)
+        return transform_points(self.T_world_grid(), points_grid)
 
     def to_json(self) -> dict:
         return {"x": self.x, "y": self.y, "ground_z": self.ground_z, "yaw": self.yaw}
@@ -158,7 +150,7 @@ def warp_to_frame(values: np.ndarray, spec: GridSpec, source: GridFrame, target:
     if values.shape != spec.shape:
         raise ValueError(f"warp_to_frame: values have shape {values.shape}, the grid {spec.shape}")
     centres = spec.all_centres().reshape(-1, 3)                                  # (X*Y*Z, 3) target grid frame
-    in_source = apply_transform(source.T_grid_world() @ target.T_world_grid(), centres)
+    in_source = transform_points(source.T_grid_world() @ target.T_world_grid(), centres)
     idx, inside = spec.index_of(in_source)
     out = np.full(len(centres), fill, dtype=values.dtype)
     i, j, k = idx[inside].T

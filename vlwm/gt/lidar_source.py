@@ -30,7 +30,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from vlwm.gt.ego_frame import GridFrame, apply_transform, index_transform, rotation_z
+from vlwm.gt.ego_frame import GridFrame, index_transform, rotation_z
+from vlwm.sim.frames import transform_points
 from vlwm.gt.grid import GridSpec
 from vlwm.gt.voxelize import splat_points
 from vlwm.labels import DYNAMIC_OCC_CLASSES
@@ -66,7 +67,7 @@ class LidarSweep(NamedTuple):
 
     def world_points(self) -> np.ndarray:
         """(N, 3) float64 returns, world frame, metres."""
-        return apply_transform(self.T_world_lidar(), self.points[:, :3])
+        return transform_points(self.T_world_lidar(), self.points[:, :3])
 
     def labels(self, others: int, free: int) -> np.ndarray:
         """(N,) uint8 label per point: the ``label`` column, with ``others`` where it is missing, not a
@@ -118,7 +119,7 @@ def estimate_object_poses(sweeps: Sequence[LidarSweep], reference: int, others: 
     for sw in sweeps:
         inst = sw.instances()
         dyn = dynamic_mask(sw.labels(others, free), inst, first_dynamic_instance) & (inst >= 0)
-        pts, inst = apply_transform(sw.T_world_lidar(), sw.points[dyn, :3]), inst[dyn]   # world, dynamic only
+        pts, inst = transform_points(sw.T_world_lidar(), sw.points[dyn, :3]), inst[dyn]   # world, dynamic only
         p_of, a_of = {}, {}
         for i in np.unique(inst):
             p = pts[inst == i]

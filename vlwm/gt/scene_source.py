@@ -26,7 +26,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from vlwm.gt.ego_frame import GridFrame, apply_transform, index_transform
+from vlwm.gt.ego_frame import GridFrame, index_transform
+from vlwm.sim.frames import transform_points
 from vlwm.gt.grid import GridSpec
 from vlwm.gt.voxelize import fill_solids, voxelize_surfaces
 from vlwm.labels import CityClass
@@ -185,10 +186,10 @@ class SceneVoxelizer:
         surface = ids[in_xy & (lo[:, 2] <= w_hi[2]) & (hi[:, 2] >= w_lo[2])]
         solid = ids[in_xy & self.solid[ids]]
         to_index = index_transform(spec, frame)
-        voxelize_surfaces(sem, apply_transform(to_index, self.triangles[surface]), self.labels[surface], ranks)
+        voxelize_surfaces(sem, transform_points(to_index, self.triangles[surface]), self.labels[surface], ranks)
         if len(solid):
             inst, group = np.unique(self.scene.instances[solid], return_inverse=True)
-            fill_solids(sem, apply_transform(to_index, self.triangles[solid]), group, self.instance_labels[inst], ranks)
+            fill_solids(sem, transform_points(to_index, self.triangles[solid]), group, self.instance_labels[inst], ranks)
         if actors is not None and len(actors):
             self._voxelize_actors(sem, actors, frame, spec, to_index, ranks)
         return sem
@@ -204,7 +205,7 @@ class SceneVoxelizer:
         if not near.any():
             return
         boxes = ActorBoxes(*(np.asarray(a)[near] for a in actors))
-        tri = apply_transform(to_index, boxes.triangles().reshape(-1, 3, 3))                       # (A*12, 3, 3)
+        tri = transform_points(to_index, boxes.triangles().reshape(-1, 3, 3))                       # (A*12, 3, 3)
         labels = self.scene.label_map(boxes.semantic)                                     # (A,) uint8
         voxelize_surfaces(sem, tri, np.repeat(labels, len(_BOX_FACES)), ranks)
         fill_solids(sem, tri, np.repeat(np.arange(len(boxes)), len(_BOX_FACES)), labels, ranks)

@@ -30,7 +30,7 @@ from vlwm.gt.ego_frame import GridFrame, index_transform
 from vlwm.gt.grid import GridSpec
 from vlwm.sim.camera import CameraConfig
 from vlwm.sim.image_io import DEPTH_SCALE_MM, NO_DEPTH
-from vlwm.sim.frames import Pose
+from vlwm.sim.frames import Pose, rotate_vectors
 
 DEFAULT_CAMERA_SUBSAMPLE = 4     #: camera rays go through every 4th pixel along rows and columns
 DEFAULT_CAMERA_RANGE_M = 1000.0  #: how far a camera ray goes without a depth (as ``CameraConfig.max_range``)
@@ -167,7 +167,7 @@ def camera_rays(pose: Pose, cameras: Sequence[PinholeCamera], subsample: int = D
             has = raw != NO_DEPTH
             rng[has] = np.minimum(raw[has] / DEPTH_SCALE_MM / d[has, 2], cam.max_range)
         origins.append(np.broadcast_to(T_wc[:3, 3], d.shape))
-        directions.append(d @ T_wc[:3, :3].T)
+        directions.append(rotate_vectors(T_wc[:3, :3], d))
         ranges.append(rng)
     if not origins:
         return CameraRays(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlwm.sim.frames import Pose, make_transform, quat_from_euler, quat_to_matrix
+from vlwm.sim.frames import Pose, make_transform, quat_from_euler, quat_to_matrix, rotate_vectors
 from vlwm.sim.image_io import CameraImage
 from vlwm.sim.shading import (DEFAULT_SUN_DIR, MATERIAL_COLOURS, SHADE_BACKENDS, _compose_kernel, _salt,
                               compose_reference)
@@ -141,7 +141,7 @@ def _rig_rays(cameras: tuple[CameraConfig, ...]) -> tuple[np.ndarray, np.ndarray
     body, cos_z = [], []
     for cam in cameras:
         d = _optical_rays(cam.width, cam.height, cam.fov_x_deg)
-        body.append(d @ cam.T_body_sensor()[:3, :3].T.astype(np.float32))
+        body.append(rotate_vectors(cam.T_body_sensor()[:3, :3].astype(np.float32), d))
         cos_z.append(d[:, 2])
     out = np.concatenate(body), np.concatenate(cos_z)
     for a in out:
@@ -188,7 +188,7 @@ def render_rig(caster: Caster, pose: Pose, cameras, sun_dir=DEFAULT_SUN_DIR, see
     T_wb = pose.matrix()
     rot = T_wb[:3, :3].astype(np.float32)
     d_body, cos_z = _rig_rays(cameras)
-    directions = d_body @ rot.T                                                   # (n, 3) float32 world
+    directions = rotate_vectors(rot, d_body)                                      # (n, 3) float32 world
     counts = [c.width * c.height for c in cameras]
     centres = np.array([T_wb[:3, :3] @ c.mount_xyz + T_wb[:3, 3] for c in cameras], np.float32)
     origins = np.repeat(centres, counts, axis=0)

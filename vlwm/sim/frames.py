@@ -79,10 +79,19 @@ def make_transform(rotation: np.ndarray, translation) -> np.ndarray:
     return t
 
 
+def rotate_vectors(r: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Rotate vectors (..., 3) by the 3x3 ``r``; keeps the vectors' float dtype.
+
+    ``einsum`` rather than ``vectors @ r.T``: a (n, 3) x (3, 3) product through BLAS costs several
+    times more, and far more when BLAS threads compete with other processes.
+    """
+    v = np.asarray(vectors)
+    return np.einsum("ij,...j->...i", np.asarray(r, v.dtype if v.dtype.kind == "f" else np.float64), v)
+
+
 def transform_points(t: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply a 4x4 transform to points (n, 3) -> (n, 3) float64."""
-    p = np.asarray(points, np.float64)
-    return p @ t[:3, :3].T + t[:3, 3]
+    """Apply a 4x4 transform to points (..., 3) -> (..., 3) float64."""
+    return rotate_vectors(t[:3, :3], np.asarray(points, np.float64)) + t[:3, 3]
 
 
 def invert_transform(t: np.ndarray) -> np.ndarray:

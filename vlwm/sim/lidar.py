@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlwm.labels import NUM_CITY_CLASSES, CityClass
-from vlwm.sim.frames import Pose, make_transform, quat_from_euler, quat_to_matrix
+from vlwm.sim.frames import Pose, make_transform, quat_from_euler, quat_to_matrix, rotate_vectors
 from vlwm.world.scene import Caster
 
 #: Names of the columns of a scan array, in order (``lidar/NNNNNN_LIDAR.npy``).
@@ -239,7 +239,7 @@ def scan(caster: Caster, pose: Pose, config: LidarConfig, rng: np.random.Generat
                                               config.fov_down_deg, config.rate_hz)
     T_world_sensor = pose.matrix() @ config.T_body_sensor()
     rot = T_world_sensor[:3, :3].astype(np.float32)
-    d_world = d_sensor @ rot.T                                                  # (n, 3) float32
+    d_world = rotate_vectors(rot, d_sensor)                                     # (n, 3) float32
     origins = np.broadcast_to(T_world_sensor[:3, 3].astype(np.float32), d_world.shape)
     hits = caster(origins, d_world, config.max_range)
 
