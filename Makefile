@@ -30,6 +30,10 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_raycast.py
+	$(PY) benchmarks/bench_sim.py
+	$(PY) benchmarks/bench_gt.py
+	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_models.py
 
 clean:
 	rm -rf $(VENV) out

@@ -284,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sim_server_parser(sub)
 
+    from vlwm.data.cli import add_data_parser
+
+    add_data_parser(sub)
+
     g = sub.add_parser("gt", help="occupancy ground truth (semantic voxel grids + visibility masks) for recordings")
     add_gt_arguments(g)
     g.set_defaults(func=cmd_gt)
