@@ -28,15 +28,15 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from common import machine, timed  # noqa: E402  (benchmarks/ is on sys.path)
 
 from vlwm.gt.ego_frame import GridFrame, warp_to_frame  # noqa: E402
 from vlwm.gt.frame_gt import GTConfig, occupancy_for_frame, write_occupancy  # noqa: E402
@@ -78,29 +78,6 @@ traverse(m, np.eye(4), np.zeros((1, 3)), np.ones((2, 3)) * 3)
 traverse(m, np.eye(4), np.zeros((2, 3)), np.ones((2, 3)) * 3, sem, 17)
 print(time.perf_counter() - t1)
 """
-
-
-def timed(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, {platform.system()}; "
-            f"load average {load:.1f} at the start (other jobs shared the machine)")
 
 
 def compile_times() -> tuple[float, float]:

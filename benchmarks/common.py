@@ -24,7 +24,7 @@ def timed(fn, repeats: int = 5):
 
 
 def machine() -> str:
-    """CPU model, logical cores, Python and OS of this machine."""
+    """CPU model, logical cores, Python, OS and the load average (other jobs distort timings)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -33,7 +33,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, {platform.system()}"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, {platform.system()}; "
+            f"load average {load:.1f} at the start")
 
 
 def report(title: str, rows, note: str = "Medians of repeats.", write: bool = True) -> str:
