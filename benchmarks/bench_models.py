@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -147,21 +148,24 @@ def worker(case: str, variant: str, vae_frames: int, warmup: int, repeats: int, 
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    times = []
+    times, cpu_times = [], []
+    load = os.getloadavg()[0]
     for i in range(warmup + repeats):
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         sync()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 1e9
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6   # kB -> GB
     return dict(case=case, variant=variant, warmup=times[:warmup], times=times[warmup:],
-                median=statistics.median(times[warmup:]), peak_gb=peak)
+                median=statistics.median(times[warmup:]), cpu=statistics.median(cpu_times[warmup:]),
+                peak_gb=peak, load=load)
 
 
 def run_isolated(case, variant, args) -> dict:
@@ -194,8 +198,12 @@ def table(results: list[dict], args) -> str:
              "optimised = SDPA + channels-last VAE + rollout key/value cache; +ckpt = optimised + gradient "
              "checkpointing; +bf16 = optimised under bf16 autocast; +compile = optimised + torch.compile.",
              *([args.note] if args.note else []), "",
-             "| case | input | variant | time s (runs) | vs eager | peak GB | SPEC §12 official (CPU) |",
-             "|---|---|---|---|---|---|---|"]
+             "Columns: wall seconds (median, all timed runs in brackets), speed-up over eager, process CPU "
+             "seconds (all threads; less sensitive to other processes than wall time), peak memory, the "
+             "1-minute load average when the row started (2.0 = both cores busy with this benchmark alone).", "",
+             "| case | input | variant | wall s (runs) | vs eager | CPU s | peak GB | load "
+             "| SPEC §12 official (CPU) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         case = r["case"]
         shape = f"(1, {args.vae_frames}, 200, 200, 16)" if case.startswith("vae") else SPEC_CPU[case][0]
@@ -203,7 +211,8 @@ def table(results: list[dict], args) -> str:
         speedup = f"{eager[case] / r['median']:.2f}x" if case in eager else ""
         runs = ", ".join(f"{t:.1f}" for t in r["times"])
         lines.append(f"| {case} | {shape} | {r['variant']} | **{r['median']:.2f}** ({runs}) | {speedup} | "
-                     f"{r['peak_gb']:.2f} | {spec_s} s, {spec_gb} GB at {spec_shape} |")
+                     f"{r['cpu']:.1f} | {r['peak_gb']:.2f} | {r['load']:.1f} | "
+                     f"{spec_s} s, {spec_gb} GB at {spec_shape} |")
     return "\n".join(lines) + "\n"
 
 
@@ -236,7 +245,8 @@ def main(argv=None):
             t0 = time.perf_counter()
             results.append(run_isolated(case, variant, args))
             r = results[-1]
-            print(f"{case:11s} {variant:10s} {r['median']:7.2f} s  peak {r['peak_gb']:.2f} GB  "
+            print(f"{case:11s} {variant:10s} {r['median']:7.2f} s  cpu {r['cpu']:.1f} s  peak {r['peak_gb']:.2f} GB  "
+                  f"load {r['load']:.1f}  "
                   f"(runs {r['times']}, warm-up {r['warmup']}; {time.perf_counter() - t0:.0f} s wall)", flush=True)
     text = table(results, args)
     print("\n" + text)

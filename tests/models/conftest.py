@@ -103,3 +103,17 @@ def assert_argmax_parity(ours: torch.Tensor, ref: torch.Tensor, tol: float, dim:
 @pytest.fixture(scope="session")
 def cmp():
     return types.SimpleNamespace(max_abs=max_abs, rel_err=rel_err, argmax=assert_argmax_parity)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """Run the model tests on one intra-op thread.
+
+    The tiny models launch thousands of small kernels; with two OpenMP threads per process, a
+    busy core (``pytest -n 2``, other jobs) turns every parallel region into a scheduling wait —
+    measured 10-70x slowdowns.  One thread is as fast on idle cores and robust on busy ones.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
