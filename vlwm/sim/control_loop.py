@@ -7,6 +7,7 @@ sub-step.  Angles are radians, counter-clockwise from east (local ENU frame).
 
 from __future__ import annotations
 
+import abc
 import math
 
 MAX_CONTROL_DT = 0.05          #: step(dt) runs the control loop in sub-steps no longer than this (s)
@@ -17,7 +18,7 @@ def wrap_angle(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
-class ControlLoop:
+class ControlLoop(abc.ABC):
     """Base of the vehicles: :meth:`step` runs the subclass's ``_control(dt)`` in sub-steps."""
 
     def step(self, dt: float) -> None:
@@ -26,6 +27,6 @@ class ControlLoop:
         for _ in range(n):
             self._control(dt / n)
 
+    @abc.abstractmethod
     def _control(self, dt: float) -> None:
         """One control sub-step of ``dt`` seconds; the vehicle classes implement it."""
-        raise NotImplementedError
