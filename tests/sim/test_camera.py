@@ -8,18 +8,14 @@ import io
 import numpy as np
 import pytest
 
-from vlwm.labels import FREE, OCC3D_ID, CityClass
+from vlwm.labels import FREE, OCC3D_ID
 from vlwm.sim.camera import CAMERA_NAMES, CameraConfig, camera_rig, project_points, render, render_rig
 from vlwm.sim.image_io import (DEPTH_MAX_MM, image_paths, load_camera_image, load_depth_png, load_semantic_png,
                                save_camera_image, save_depth_png, save_semantic_png)
 from vlwm.sim.frames import Pose, transform_points
 from vlwm.sim.lidar import rover_lidar, scan
-from vlwm.world.builder import SceneBuilder
-from vlwm.world.geo import GeoOrigin
-from vlwm.world.terrain import Terrain
 
-GROUND_HALF = 220.0
-ROAD_HALF_WIDTH = 6.0
+ROAD_HALF_WIDTH = 6.0  # as in conftest.box_city
 #: Buildings: (bottom centre, (length, width, height), yaw); the first stands straight ahead of
 #: a rover at the origin facing +x, its front face at x = 36 m.
 BOXES = [((40.0, 0.0, 0.0), (8.0, 10.0, 15.0), 0.0), ((30.0, 20.0, 0.0), (12.0, 10.0, 24.0), 0.3),
@@ -30,26 +26,6 @@ SURFACE_TOL = 0.01  # m
 SMALL = dict(width=160, height=90)  # test image size
 
 
-def tiny_city():
-    """Flat ground at z = 0 (a road strip along x, terrain either side) and four box buildings."""
-    b = SceneBuilder()
-    g, r = GROUND_HALF, ROAD_HALF_WIDTH
-    quad = np.array([[0, 1, 2], [0, 2, 3]])
-    for y0, y1, cls in ((-g, -r, CityClass.TERRAIN), (-r, r, CityClass.ROAD), (r, g, CityClass.TERRAIN)):
-        b.add_mesh([[-g, y0, 0], [g, y0, 0], [g, y1, 0], [-g, y1, 0]], quad, cls)
-    for i, (centre, size, yaw) in enumerate(BOXES):
-        b.add_box(centre, size, yaw, CityClass.BUILDING, b.new_instance(f"bldg_{i}", CityClass.BUILDING))
-    return b.build(Terrain.flat(0.0, (-g, -g, g, g)), GeoOrigin.at_latlon(35.68, 139.76))
-
-
-def box_distance(points, box):
-    """(n,) unsigned distance (m) of world points to the surface of a box from :data:`BOXES`."""
-    (cx, cy, cz), (l, w, h), yaw = box
-    c, s = np.cos(yaw), np.sin(yaw)
-    dx, dy = points[:, 0] - cx, points[:, 1] - cy
-    local = np.stack([c * dx + s * dy, -s * dx + c * dy, points[:, 2] - cz - h / 2], 1)
-    q = np.abs(local) - np.array([l, w, h]) / 2
-    return np.abs(np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(1), 0))
 
 
 def pixel_rays(camera):
@@ -65,8 +41,8 @@ DRONE_POSE = Pose.from_xyz_rpy(0.0, (5.0, 3.0, 30.0), (0.03, -0.05, 2.0))
 
 
 @pytest.fixture(scope="module")
-def scene():
-    return tiny_city()
+def scene(make_box_city):
+    return make_box_city(BOXES)
 
 
 def test_rigs_have_six_named_cameras_looking_where_documented():
@@ -104,7 +80,7 @@ def test_intrinsics_and_extrinsics_project_a_known_point(scene):
     assert abs(int(img.depth_mm[v, u]) - 1000 * (36.0 - cam_x)) <= 1
 
 
-def test_depth_and_labels_agree_with_the_scene(scene):
+def test_depth_and_labels_agree_with_the_scene(scene, box_surface_distance):
     rig = camera_rig("drone", **SMALL)
     images = render_rig(scene.cast, DRONE_POSE, rig)
     for cam in rig:
@@ -127,7 +103,7 @@ def test_depth_and_labels_agree_with_the_scene(scene):
         ground, building = np.isin(sem, GROUND), sem == MANMADE
         assert np.all(ground | building)
         np.testing.assert_array_less(np.abs(world[ground, 2]), SURFACE_TOL)
-        dist_to_boxes = np.min([box_distance(world[building], b) for b in BOXES], axis=0)
+        dist_to_boxes = np.min([box_surface_distance(world[building], b) for b in BOXES], axis=0)
         np.testing.assert_array_less(dist_to_boxes, SURFACE_TOL)
 
 

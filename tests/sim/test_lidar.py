@@ -11,12 +11,8 @@ from vlwm.labels import FREE, OCC3D_ID, CityClass
 from vlwm.sim.frames import Pose, transform_points
 from vlwm.sim.lidar import (LIDAR_COLUMNS, REFLECTIVITY, LidarConfig, drone_lidar, rover_lidar, scan,
                             sweep_pattern)
-from vlwm.world.builder import SceneBuilder
-from vlwm.world.geo import GeoOrigin
-from vlwm.world.terrain import Terrain
 
-GROUND_HALF = 220.0  # m: the ground square reaches past the lidar range from 150 m altitude
-ROAD_HALF_WIDTH = 6.0
+ROAD_HALF_WIDTH = 6.0  # as in conftest.box_city
 #: Buildings: (bottom centre, (length, width, height), yaw) in metres / radians.
 BOXES = [((30.0, 20.0, 0.0), (12.0, 10.0, 24.0), 0.3), ((-25.0, -30.0, 0.0), (15.0, 9.0, 12.0), 0.0),
          ((10.0, -40.0, 0.0), (8.0, 8.0, 40.0), 1.1), ((45.0, -12.0, 0.0), (6.0, 14.0, 9.0), -0.4)]
@@ -24,26 +20,6 @@ GROUND = (OCC3D_ID["driveable_surface"], OCC3D_ID["terrain"])
 SURFACE_TOL = 0.01  # m
 
 
-def tiny_city():
-    """Flat ground at z = 0 (a road strip along x, terrain either side) and four box buildings."""
-    b = SceneBuilder()
-    g, r = GROUND_HALF, ROAD_HALF_WIDTH
-    quad = np.array([[0, 1, 2], [0, 2, 3]])
-    for y0, y1, cls in ((-g, -r, CityClass.TERRAIN), (-r, r, CityClass.ROAD), (r, g, CityClass.TERRAIN)):
-        b.add_mesh([[-g, y0, 0], [g, y0, 0], [g, y1, 0], [-g, y1, 0]], quad, cls)
-    for i, (centre, size, yaw) in enumerate(BOXES):
-        b.add_box(centre, size, yaw, CityClass.BUILDING, b.new_instance(f"bldg_{i}", CityClass.BUILDING))
-    return b.build(Terrain.flat(0.0, (-g, -g, g, g)), GeoOrigin.at_latlon(35.68, 139.76))
-
-
-def box_distance(points, box):
-    """(n,) unsigned distance (m) of world points to the surface of a box from :data:`BOXES`."""
-    (cx, cy, cz), (l, w, h), yaw = box
-    c, s = np.cos(yaw), np.sin(yaw)
-    dx, dy = points[:, 0] - cx, points[:, 1] - cy
-    local = np.stack([c * dx + s * dy, -s * dx + c * dy, points[:, 2] - cz - h / 2], 1)
-    q = np.abs(local) - np.array([l, w, h]) / 2
-    return np.abs(np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(1), 0))
 
 
 def world_points(points, pose, config):
@@ -60,12 +36,12 @@ POSES_AND_CONFIGS = [
 
 
 @pytest.fixture(scope="module")
-def scene():
-    return tiny_city()
+def scene(make_box_city):
+    return make_box_city(BOXES)
 
 
 @pytest.mark.parametrize("name,pose,config", POSES_AND_CONFIGS, ids=[p[0] for p in POSES_AND_CONFIGS])
-def test_returns_lie_on_surfaces_with_their_labels(scene, name, pose, config):
+def test_returns_lie_on_surfaces_with_their_labels(scene, box_surface_distance, name, pose, config):
     pts = scan(scene.cast, pose, config)
     assert pts.dtype == np.float32 and pts.shape[1] == len(LIDAR_COLUMNS) == 8
     assert len(pts) > 0.2 * config.num_rays
@@ -84,7 +60,7 @@ def test_returns_lie_on_surfaces_with_their_labels(scene, name, pose, config):
     assert building.sum() > 50 and np.all(ground | building)
     for i, box in enumerate(BOXES):
         mine = building & (inst == i)
-        np.testing.assert_array_less(box_distance(world[mine], box), SURFACE_TOL)
+        np.testing.assert_array_less(box_surface_distance(world[mine], box), SURFACE_TOL)
     # Casting back from the sensor towards each point finds the same surface at the same range.
     origin = (pose.matrix() @ config.T_body_sensor())[:3, 3]
     rng_m = np.linalg.norm(pts[:, :3], axis=1)
