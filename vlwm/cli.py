@@ -285,8 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_sim_server_parser(sub)
 
     from vlwm.data.cli import add_data_parser
+    from vlwm.io.cli import add_download_parser
+    from vlwm.train.cli import add_train_parser
+    from vlwm.viz.cli import add_viz_parser
 
     add_data_parser(sub)
+    add_train_parser(sub)
+    add_viz_parser(sub)
+    add_download_parser(sub)
 
     g = sub.add_parser("gt", help="occupancy ground truth (semantic voxel grids + visibility masks) for recordings")
     add_gt_arguments(g)

@@ -1,0 +1,77 @@
+"""``vlwm train`` / ``python train.py``: argument parsing only, then :func:`vlwm.train.engine.train`.
+
+The guide's flags: ``--config`` / ``--py-config`` (the same), ``--work-dir``, ``--resume-from``,
+``--load-from``, ``--seed``, ``--cfg-options key=value …`` (dotted keys, python literals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+from vlwm.models import CheckpointMismatchError
+from vlwm.train.config import ConfigError, load_config
+
+
+def parse_cfg_options(items: list[str] | None) -> dict:
+    """``['a.b=1', 'c=[1, 2]', 'd=text']`` -> ``{'a.b': 1, 'c': [1, 2], 'd': 'text'}``."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--cfg-options: '{item}' is not key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--config", "--py-config", dest="config", required=True, help="python config file")
+    p.add_argument("--work-dir", help="output folder (checkpoints, logs, the run record); default out/<config name>")
+    p.add_argument("--resume-from", help="resume the full training state from this checkpoint")
+    p.add_argument("--load-from", help="start from these weights (strict, adapted when shapes need it)")
+    p.add_argument("--seed", type=int, help="random seed (default: the config's, 42)")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE", help="override config keys, e.g. max_epochs=2 "
+                   "data_root=data/x optimizer.lr=1e-4")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when available)")
+    return p
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    from vlwm.train.engine import train
+
+    options = parse_cfg_options(args.cfg_options)
+    for key in ("resume_from", "load_from", "seed", "device"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    try:
+        cfg, raw = load_config(args.config, options)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    work_dir = args.work_dir or cfg.work_dir or str(Path("out") / Path(args.config).stem)
+    try:
+        summary = train(cfg, work_dir, argv if argv is not None else sys.argv, raw)
+    except (FileNotFoundError, CheckpointMismatchError) as err:    # missing data / weights: say which
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0 if summary.get("stopped_by") in (None, 15) else 130
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``vlwm train`` on the CLI's subparsers."""
+    p = subparsers.add_parser("train", help="train the VQ-VAE or the world model from a python config",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    configure_parser(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = configure_parser(argparse.ArgumentParser(prog="train.py", description=__doc__)).parse_args(argv)
+    return run(args, [sys.argv[0], *argv])

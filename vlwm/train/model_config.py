@@ -1,0 +1,207 @@
+"""The ``model`` section of a training config: the guide's keys, the official architecture by default.
+
+:class:`VQVAEModelConfig` (stage 1, ``type='VAERes2D'``) and :class:`WorldModelSection` (stage 2 /
+fine-tuning, ``type='OccWorld'``) turn into the model dataclasses of :mod:`vlwm.models.config`
+for a given grid (depth = Z levels, resolution = X size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+from vlwm.gt.grid import GridSpec
+from vlwm.labels import NUM_OCC_CLASSES
+from vlwm.models.config import PoseConfig, TransformerConfig, VAEConfig, WorldModelConfig, latent_size
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Model sections (the guide's keys, official values by default)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CoderConfig:
+    """Encoder or decoder of the VQ-VAE (``model.encoder`` / ``model.decoder``)."""
+
+    base_channel: int = 64
+    """Base width ``ch`` (official 64)."""
+    ch_mult: tuple[int, ...] = (1, 2, 4)
+    """Width multipliers per level; len - 1 downsamplings."""
+    num_res_blocks: int = 2
+    """ResNet blocks per level."""
+    attn_resolutions: Optional[tuple[int, ...]] = None
+    """Nominal resolutions with attention; None = the token grid (50 for 200 x 200, as officially)."""
+    z_channels: int = 128
+    """Latent channels."""
+    dropout: float = 0.0
+    """Dropout in the ResNet blocks."""
+
+
+@dataclass
+class VQConfig:
+    """The vector quantiser (``model.vq``)."""
+
+    num_embeddings: int = 512
+    """Codebook size ``n_e`` (official 512)."""
+    embedding_dim: int = 128
+    """Code width ``e_dim`` (official 128; the guide's 64 builds a 64-d codebook, which the released
+    weights do not fit)."""
+    beta: float = 1.0
+    """Codebook-term weight of the VQ loss."""
+
+
+@dataclass
+class VQVAEModelConfig:
+    """Stage 1: the scene tokenizer ``VAERes2D`` (``config/train_vqvae.py``).  Depth and resolution
+    come from the grid (``point_cloud_range`` / ``voxel_size``)."""
+
+    type: str = "VAERes2D"
+    """Must be ``'VAERes2D'`` (the guide's ``'TransVQVAE'`` is the world model's official name)."""
+    encoder: CoderConfig = field(default_factory=CoderConfig)
+    """Encoder widths."""
+    decoder: CoderConfig = field(default_factory=CoderConfig)
+    """Decoder widths (must equal the encoder's: the official model shares them)."""
+    vq: VQConfig = field(default_factory=VQConfig)
+    """Quantiser."""
+    num_classes: int = NUM_OCC_CLASSES
+    """Occupancy classes (18 incl. free)."""
+    expansion: int = 8
+    """Class-embedding width per voxel."""
+    use_checkpoint: bool = False
+    """Gradient checkpointing (recompute blocks in backward)."""
+    attention: str = "sdpa"
+    """Attention kernel: ``'sdpa'`` or ``'reference'``."""
+    channels_last: bool = False
+    """Run the 2D convolutions channels-last."""
+    loss_weights: tuple[float, float, float] = (10.0, 1.0, 1.0)
+    """Weights of (reconstruction CE, Lovász, VQ embedding loss) — official 10, 1, 1."""
+
+    def vae_config(self, grid: GridSpec) -> VAEConfig:
+        """The :class:`VAEConfig` for ``grid`` (depth = Z levels, resolution = X size)."""
+        if self.type != "VAERes2D":
+            raise ConfigError(f"model.type = {self.type!r}: the stage-1 tokenizer is 'VAERes2D' (the guide calls it "
+                              "'TransVQVAE', which is the official world model); for stage 2 use type='OccWorld'")
+        enc, dec = self.encoder, self.decoder
+        if asdict(enc) != asdict(dec):
+            raise ConfigError(f"model.encoder {asdict(enc)} and model.decoder {asdict(dec)} must agree "
+                              "(the official VAERes2D uses one set of widths)")
+        nx, ny, nz = grid.shape
+        if nx != ny:
+            raise ConfigError(f"the grid is {nx} x {ny} horizontally; the VQ-VAE needs a square grid")
+        tokens = latent_size(nx, len(enc.ch_mult) - 1)
+        attn = (tokens,) if enc.attn_resolutions is None else tuple(enc.attn_resolutions)
+        cfg = VAEConfig(num_classes=self.num_classes, expansion=self.expansion, depth=nz, ch=enc.base_channel,
+                        ch_mult=tuple(enc.ch_mult), num_res_blocks=enc.num_res_blocks, attn_resolutions=attn,
+                        resolution=nx, z_channels=enc.z_channels, codebook_size=self.vq.num_embeddings,
+                        code_dim=self.vq.embedding_dim, beta=self.vq.beta, dropout=enc.dropout,
+                        attention=self.attention, use_checkpoint=self.use_checkpoint,
+                        channels_last=self.channels_last)
+        _validate(cfg, "model")
+        return cfg
+
+
+@dataclass
+class TransformerSection:
+    """The world model's transformer (``model.transformer``)."""
+
+    num_layers: int = 2
+    """The official config's ``num_layers``; stored but unused by the official transformer (SPEC
+    §3.3), so only 2 is accepted — set the depth with ``temporal_attn_layers`` / ``pose_attn_layers``."""
+    temporal_attn_layers: int = 6
+    """Temporal attention layers per U-Net level."""
+    pose_attn_layers: int = 2
+    """Pose attention layers per U-Net level."""
+    channels: tuple[int, ...] = (128, 256, 512)
+    """U-Net channels per level."""
+    num_heads: int = 8
+    """Attention heads."""
+    num_frames: int = 15
+    """Context frames (temporal embeddings); windows hold at most num_frames + offset frames."""
+    pose_output_channel: int = 128
+    """Width of the pose features."""
+
+
+@dataclass
+class PoseSection:
+    """``model.pose_encoder`` / ``model.pose_decoder``."""
+
+    num_layers: int = 2
+    """Linear layers."""
+
+
+@dataclass
+class WorldModelSection:
+    """Stage 2 / fine-tuning: the world model ``TransVQVAE`` (``config/train_occworld.py``)."""
+
+    type: str = "OccWorld"
+    """``'OccWorld'`` (the guide) or ``'TransVQVAE'`` (the official class name)."""
+    vqvae_ckpt: Optional[str] = None
+    """VQ-VAE checkpoint loaded into ``model.vae`` before training (stage 2), strict, depth-adapted
+    when the grid calls for it.  Ignored when ``load_from`` or a resume provides all weights."""
+    vae: VQVAEModelConfig = field(default_factory=VQVAEModelConfig)
+    """The tokenizer."""
+    transformer: TransformerSection = field(default_factory=TransformerSection)
+    """The transformer."""
+    pose_encoder: PoseSection = field(default_factory=PoseSection)
+    """Pose encoder."""
+    pose_decoder: PoseSection = field(default_factory=PoseSection)
+    """Pose decoder."""
+    motion_dims: int = 2
+    """Pose components: 2 = (dx, dy) official; 4 = (dx, dy, dz, dyaw) for drones (``rel_motion``)."""
+    num_modes: int = 3
+    """Driving commands."""
+    offset: int = 1
+    """Frame i predicts frame i + offset."""
+    freeze_vae: bool = True
+    """Keep the tokenizer frozen."""
+    freeze_transformer: bool = False
+    """Keep the transformer frozen."""
+    freeze_pose: bool = False
+    """Keep the pose encoder / decoder frozen."""
+    use_checkpoint: bool = False
+    """Gradient checkpointing in the VAE and the transformer."""
+    attention: str = "sdpa"
+    """Attention kernel."""
+    loss_weights: tuple[float, float] = (1.0, 0.1)
+    """Weights of (code CE, plan regression) — official 1, 0.1."""
+    vae_loss_weight: float = 1.0
+    """Weight of the VQ-VAE loss added while any VAE part is trainable (the world-model losses do
+    not reach the decoder); 0 turns it off."""
+
+    def world_model_config(self, grid: GridSpec) -> WorldModelConfig:
+        if self.type not in ("OccWorld", "TransVQVAE"):
+            raise ConfigError(f"model.type = {self.type!r}; the world model is 'OccWorld' (or 'TransVQVAE')")
+        if self.transformer.num_layers != 2:
+            raise ConfigError(f"model.transformer.num_layers = {self.transformer.num_layers}: the official transformer "
+                              "stores but never uses it (SPEC §3.3); set temporal_attn_layers / pose_attn_layers")
+        vae_section = VQVAEModelConfig(**{**_shallow(self.vae), "use_checkpoint": self.use_checkpoint or
+                                          self.vae.use_checkpoint, "attention": self.attention})
+        vae = vae_section.vae_config(grid)
+        t = self.transformer
+        h, w = vae.token_grid(grid.shape[0], grid.shape[1])
+        transformer = TransformerConfig(num_frames=t.num_frames, img_shape=(vae.code_dim, h, w), tpe_dim=vae.code_dim,
+                                        channels=tuple(t.channels), temporal_attn_layers=t.temporal_attn_layers,
+                                        pose_attn_layers=t.pose_attn_layers, num_heads=t.num_heads,
+                                        output_channel=vae.codebook_size, pose_output_channel=t.pose_output_channel,
+                                        attention=self.attention, use_checkpoint=self.use_checkpoint)
+        pose = PoseConfig(motion_dims=self.motion_dims, num_modes=self.num_modes,
+                          encoder_layers=self.pose_encoder.num_layers, decoder_layers=self.pose_decoder.num_layers)
+        cfg = WorldModelConfig(vae=vae, transformer=transformer, pose=pose, offset=self.offset)
+        _validate(cfg, "model")
+        return cfg
+
+
+def _shallow(obj) -> dict:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _validate(cfg, where: str) -> None:
+    try:
+        cfg.validate()
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from err
