@@ -285,12 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_sim_server_parser(sub)
 
     from vlwm.data.cli import add_data_parser
+    from vlwm.eval.cli import add_eval_parser
     from vlwm.io.cli import add_download_parser
     from vlwm.train.cli import add_train_parser
     from vlwm.viz.cli import add_viz_parser
 
     add_data_parser(sub)
     add_train_parser(sub)
+    add_eval_parser(sub)
     add_viz_parser(sub)
     add_download_parser(sub)
 

@@ -157,4 +157,4 @@ def test_visualize_data_cli_writes_a_video(tmp_path, capsys):
     args = parser.parse_args(["visualize-data", str(seq), "--out", str(out), "--max-frames", "2", "--quiet"])
     assert args.func(args) == 0
     assert iio.imread(out, plugin="FFMPEG").shape[0] == 2
-    assert f"wrote 2 frames" in capsys.readouterr().out
+    assert "wrote 2 frames" in capsys.readouterr().out
