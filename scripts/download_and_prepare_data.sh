@@ -9,14 +9,5 @@
 # and fail within seconds without a network, saying where to place each file by hand (docs/downloads.md).
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -x "$REPO/.venv/bin/python" ]]; then
-    PYTHON="$REPO/.venv/bin/python"
-elif command -v python3 >/dev/null 2>&1; then
-    PYTHON="$(command -v python3)"
-else
-    echo "download_and_prepare_data.sh: no Python found: create $REPO/.venv (see README) or install python3" >&2
-    exit 1
-fi
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+source "$(dirname "${BASH_SOURCE[0]}")/_python.sh"
 exec "$PYTHON" -m vlwm.io.cli "$@"

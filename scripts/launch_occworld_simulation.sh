@@ -13,14 +13,5 @@
 # flies vehicle 0.  --backend gazebo (ArduPilot SITL + Gazebo) needs scripts/install_ardupilot_gazebo_stack.sh.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -x "$REPO/.venv/bin/python" ]]; then
-    PYTHON="$REPO/.venv/bin/python"
-elif command -v python3 >/dev/null 2>&1; then
-    PYTHON="$(command -v python3)"
-else
-    echo "launch_occworld_simulation.sh: no Python found: create $REPO/.venv (see README) or install python3" >&2
-    exit 1
-fi
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+source "$(dirname "${BASH_SOURCE[0]}")/_python.sh"
 exec "$PYTHON" -m vlwm.cli sim-server "$@"
