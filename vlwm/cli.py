@@ -204,7 +204,9 @@ def add_gt_arguments(g: argparse.ArgumentParser) -> None:
     g.add_argument("--output", help="output root (default: write into each sequence's occupancy/)")
     g.add_argument("--source", choices=("scene", "lidar"), default="scene",
                    help="exact scene voxelisation (built-in recordings) or multi-sweep lidar aggregation")
-    g.add_argument("--grid", default="auto", help="preset: auto (aerial for drones, occ3d for rovers), aerial, occ3d")
+    g.add_argument("--grid", default="aerial",
+                   help="preset: aerial (default: one grid for drones and rovers, as the dataset expects), "
+                        "occ3d (the pretrained OccWorld's), or auto (aerial for drones, occ3d for rovers)")
     g.add_argument("--point-cloud-range", type=float, nargs=6, metavar="V", help="custom grid x0 y0 z0 x1 y1 z1 (m)")
     g.add_argument("--voxel-size", type=float, nargs=3, metavar="V", help="custom voxel size dx dy dz (m)")
     g.add_argument("--scene", help="scene file (.npz) when the manifest does not name one")

@@ -40,7 +40,7 @@ def run_gt(*args):
 
 
 def test_every_lidar_hit_is_in_an_occupied_voxel(recordings, tmp_path):
-    out = run_gt("--input", *recordings, "--output", tmp_path / "processed")
+    out = run_gt("--input", *recordings, "--output", tmp_path / "processed", "--grid", "auto")
     assert "wrote 8 occupancy frames for 2 sequence(s)" in out
     for seq in recordings:
         occ_dir = tmp_path / "processed" / seq.name / "occupancy"
@@ -100,3 +100,15 @@ def test_invalid_custom_grid_suggests_ranges(recordings):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "121.6" in proc.stderr and "149.25" in proc.stderr
+
+
+def test_default_grid_feeds_the_dataset_for_both_vehicles(recordings, tmp_path):
+    """The guide's flow: ground truth with the defaults, then the dataset with its defaults' grid."""
+    from vlwm.data.config import DatasetConfig
+    from vlwm.data.dataset import GazeboOccWorldDataset
+
+    run_gt("--input", *recordings, "--output", tmp_path / "processed", "--no-camera-mask")
+    cfg = DatasetConfig(history_frames=2, future_frames=2, train_ratio=1.0, val_ratio=0.0, test_ratio=0.0)
+    ds = GazeboOccWorldDataset(tmp_path / "processed", cfg)
+    assert {s["agent_type"] for s in (ds[i] for i in range(len(ds)))} == {"drone", "rover"}
+    assert ds[0]["history_occupancy"].shape == (2, 200, 200, 121)

@@ -139,13 +139,14 @@ def output_dir(seq_dir: Path, output: Path | None) -> Path:
     return target / "occupancy"
 
 
-def generate(inputs: Sequence[str], output: str | os.PathLike | None = None, *, grid: str = "auto",
+def generate(inputs: Sequence[str], output: str | os.PathLike | None = None, *, grid: str = "aerial",
              config: GTConfig = GTConfig(), scene: str | os.PathLike | None = None, overwrite: bool = False,
              workers: int = 1) -> list[SequenceReport]:
     """Ground truth for every sequence in ``inputs`` (folders/globs); returns one report per sequence.
 
-    ``grid`` is a preset name, ``'auto'`` (aerial for drones, occ3d for rovers) or ``'config'`` to
-    keep ``config.grid``.  A sequence that cannot be processed at all is reported and the others go on.
+    ``grid`` is a preset name (default ``'aerial'``, the grid :class:`~vlwm.data.DatasetConfig`
+    expects by default, for every vehicle), ``'auto'`` (aerial for drones, occ3d for rovers) or
+    ``'config'`` to keep ``config.grid``.  A sequence that cannot be processed at all is reported and the others go on.
     """
     sequences = find_sequences(inputs)
     out_root = Path(output) if output is not None else None
