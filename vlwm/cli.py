@@ -218,39 +218,10 @@ def add_gt_arguments(g: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The whole pipeline on the embedded default world (grows with the pipeline)."""
-    from vlwm.gt.recording import generate as generate_gt
-    from vlwm.sim.jobs import MissionSpec, run_jobs
-    from vlwm.sim.simulator import SimConfig
-    from vlwm.world.export import export_gazebo
-    from vlwm.world.procedural import CityConfig, generate_city
+    """The whole pipeline on the embedded default world: city to forecast video and REPORT.md."""
+    from vlwm.demo import run_demo
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    print(f"[1/4] world: procedural Tokyo (seed {args.seed}, {args.size:.0f} m)")
-    scene = generate_city(CityConfig(seed=args.seed, size=args.size))
-    scene_path = scene.save(out / "scenes" / "city.npz")
-    info = scene.info()
-    (out / "scene_info.json").write_text(json.dumps(info, indent=2))
-    print(format_info(info))
-    print("[2/4] export: Gazebo world")
-    world = export_gazebo(scene, out / "gazebo")
-    print(f"      {world}")
-    print(f"[3/4] simulate: a drone survey and a rover patrol, {args.duration:.0f} s each among traffic")
-    specs = [MissionSpec(vehicle="drone", pattern="survey", size=100, spacing=15, altitude=30, seed=args.seed),
-             MissionSpec(vehicle="rover", pattern="patrol", goals=3, seed=args.seed)]
-    recordings = out / "tokyo_gazebo"
-    sequences = run_jobs(scene_path, specs, recordings, SimConfig(duration_s=args.duration, seed=args.seed),
-                         workers=args.workers)
-    frames = sum(json.loads((p / "sequence.json").read_text())["num_frames"] for p in sequences)
-    print("[4/4] ground truth: occupancy grids with lidar and camera visibility")
-    reports = generate_gt([str(p) for p in sequences], workers=args.workers)
-    for r in reports:
-        print(f"      {r.summary()}")
-    print(f"demo: wrote {scene_path} ({info['buildings']} buildings), {world.parent}, "
-          f"{len(sequences)} recordings with {frames} frames and their occupancy under {recordings} "
-          f"in {time.perf_counter() - t0:.0f} s")
+    run_demo(Path(args.out), seed=args.seed, size=args.size, duration=args.duration, workers=args.workers)
     return 0
 
 
@@ -306,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo", help="output folder")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--size", type=float, default=1000.0, help="city side, metres")
-    d.add_argument("--duration", type=float, default=20.0, help="seconds recorded per vehicle")
+    d.add_argument("--duration", type=float, default=60.0, help="seconds recorded per vehicle")
     d.add_argument("--workers", type=int, default=2, help="parallel recording processes")
     d.set_defaults(func=cmd_demo)
     return p
