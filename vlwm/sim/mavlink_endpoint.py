@@ -27,6 +27,7 @@ take off or not, then AUTO or MISSION_START).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import time
@@ -96,10 +97,9 @@ class _Datagrams:
 
     def write(self, buf: bytes) -> None:
         for addr in self.endpoint.peers():
-            try:
+            # Nobody listening (yet) is normal: telemetry is fire-and-forget, like SITL's.
+            with contextlib.suppress(OSError):
                 self.endpoint.sock.sendto(buf, addr)
-            except OSError:
-                pass  # nobody listening (yet): telemetry is fire-and-forget, like SITL's
 
 
 class VehicleEndpoint:
