@@ -4,6 +4,12 @@
     --models         folders + official weights + info pickles
     --plateau        folders + PLATEAU CityGML
     --skip-plateau   everything but PLATEAU
+
+PLATEAU: the pinned archive of --plateau-release (default: the release of the catalogue page the
+training guide cites) is downloaded to data/plateau/tokyo23ku/downloads/ and its udx/{bldg,tran,veg,dem}
+CityGML extracted; --plateau-url replaces the address, --plateau-zip takes zips already on disk.
+The first download's sha256 and size are recorded in pretrained/downloads.lock.json and later runs
+are held to them (PLATEAU publishes no checksums: trust on first use).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from typing import Sequence
 
 from vlwm.io.download import DownloadError, RetryPolicy
 from vlwm.io.layout import PLATEAU_RELDIR, prepare_layout
-from vlwm.io.plateau import PLATEAU_ATTRIBUTION, PLATEAU_LAYERS
+from vlwm.io.plateau import (PLATEAU_ATTRIBUTION, PLATEAU_DEFAULT_RELEASE, PLATEAU_LAYERS, PLATEAU_RELEASES,
+                              unmatched_meshes)
 
 
 def add_download_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,8 +45,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                       help="everything but PLATEAU")
     p.add_argument("--dest", type=Path, default=Path("."), help="root of the layout (default: current folder)")
     p.add_argument("--no-pickles", action="store_true", help="skip the nuScenes info pickles")
-    p.add_argument("--plateau-url", help="address of the CityGML zip (from the catalogue page)")
-    p.add_argument("--plateau-zip", type=Path, help="a CityGML zip already on disk (instead of --plateau-url)")
+    p.add_argument("--plateau-release", default=PLATEAU_DEFAULT_RELEASE, choices=sorted(PLATEAU_RELEASES),
+                   help=f"pinned PLATEAU CityGML release to download (default: {PLATEAU_DEFAULT_RELEASE}); "
+                   + "; ".join(f"{k}: {r.catalogue}" for k, r in sorted(PLATEAU_RELEASES.items())))
+    p.add_argument("--plateau-url", metavar="URL",
+                   help="address of the CityGML zip, replacing the pinned one of the release")
+    p.add_argument("--plateau-zip", type=Path, nargs="+", default=[], metavar="FILE",
+                   help="CityGML zip(s) already on disk: no download")
     p.add_argument("--plateau-mesh", nargs="+", default=[], metavar="CODE",
                    help="keep only files of these mesh-code prefixes (e.g. 533945 53394525)")
     p.add_argument("--plateau-layers", nargs="+", default=list(PLATEAU_LAYERS), metavar="LAYER",
@@ -68,10 +80,17 @@ def cmd_download(args: argparse.Namespace) -> int:
             failures.append(f"models: {err}")
     if args.what in ("all", "plateau"):
         try:
-            files = download_plateau(root / PLATEAU_RELDIR, url=args.plateau_url, archive=args.plateau_zip,
-                                     layers=args.plateau_layers, meshes=args.plateau_mesh, policy=policy,
-                                     progress=not args.quiet)
-            print(f"plateau  {len(files)} CityGML files under {root / PLATEAU_RELDIR}\n  {PLATEAU_ATTRIBUTION}")
+            files = download_plateau(root, release=args.plateau_release, url=args.plateau_url,
+                                     archives=args.plateau_zip, layers=args.plateau_layers,
+                                     meshes=args.plateau_mesh, policy=policy, progress=not args.quiet)
+            gml = {layer: sum(1 for f in files if f.parent.name == layer and f.suffix == ".gml")
+                   for layer in args.plateau_layers}
+            print(f"plateau  {len(files)} files under {root / PLATEAU_RELDIR} (.gml: "
+                  + ", ".join(f"{k} {v}" for k, v in gml.items()) + f")\n  {PLATEAU_ATTRIBUTION}")
+            missing = unmatched_meshes(files, args.plateau_mesh)
+            if missing:
+                print(f"warning: no PLATEAU file for mesh codes {missing} (outside the 23 wards, or a typo)",
+                      file=sys.stderr)
         except (DownloadError, ValueError, OSError) as err:
             failures.append(f"plateau: {err}")
     for f in failures:
