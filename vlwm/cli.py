@@ -260,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vlwm.data.cli import add_data_parser
     from vlwm.eval.cli import add_eval_parser
     from vlwm.io.cli import add_download_parser
+    from vlwm.io.rosbag_cli import add_rosbag_parsers
     from vlwm.train.cli import add_train_parser
     from vlwm.viz.cli import add_viz_parser
 
@@ -268,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_viz_parser(sub)
     add_download_parser(sub)
+    add_rosbag_parsers(sub)
 
     g = sub.add_parser("gt", help="occupancy ground truth (semantic voxel grids + visibility masks) for recordings")
     add_gt_arguments(g)
