@@ -315,15 +315,24 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def add_sim_server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("builtin", "gazebo"), default="builtin",
-                   help="builtin (this simulator, default) or gazebo (needs the ArduPilot + Gazebo stack)")
+                   help="builtin (this simulator, default) or gazebo (Gazebo Harmonic + ArduPilot SITL, installed by "
+                        "scripts/install_ardupilot_gazebo_stack.sh; see docs/gazebo.md)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="gazebo: print the launch plan (vehicles, ports, files, commands); write and start nothing")
+    p.add_argument("--ardupilot-dir", default=None,
+                   help="gazebo: ArduPilot checkout with build/sitl/bin (default: $OCCWORLD_ARDUPILOT_DIR, else "
+                        "the one whose Tools/autotest/sim_vehicle.py is on PATH)")
     p.add_argument("--world", nargs="+", default=["procedural"],
                    help="'procedural' (default), a scene .npz, or CityGML files/folders")
     p.add_argument("--city-seed", type=int, default=0, help="procedural city seed")
     p.add_argument("--city-size", type=float, default=None, help="procedural city side, metres (default 1000)")
     p.add_argument("--drones", type=int, default=1, help="number of drones (vehicles 0..)")
     p.add_argument("--rovers", type=int, default=1, help="number of rovers (the vehicles after the drones)")
-    p.add_argument("--record", action="store_true", help="record one sequence per vehicle under --out")
-    p.add_argument("--headless", action="store_true", help="no display (always the case: accepted for the guide)")
+    p.add_argument("--record", action="store_true",
+                   help="builtin: record one sequence per vehicle under --out; gazebo: record the sensor topics to a "
+                        "ROS 2 bag in the session folder under --out (convert it with vlwm import-bag)")
+    p.add_argument("--headless", action="store_true",
+                   help="no display: gazebo runs its server only, rendering sensors offscreen (builtin: always)")
     p.add_argument("--fast", action="store_true", help="no pacing: sim time runs as fast as the machine allows")
     p.add_argument("--speed", type=float, default=1.0, help="sim seconds per wall second without --fast (default 1)")
     p.add_argument("--duration", type=float, default=None, help="seconds of sim time to run (default: until Ctrl-C)")
@@ -341,7 +350,12 @@ def add_sim_server_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_sim_server(args: argparse.Namespace) -> int:
     if args.backend == "gazebo":
-        print(f"sim-server: {GAZEBO_MESSAGE}", file=sys.stderr)
+        from vlwm.sim.gazebo_backend import cmd_gazebo
+
+        return cmd_gazebo(args, missing_hint=GAZEBO_MESSAGE, log=lambda text: print(text, flush=True))
+    if args.dry_run:
+        print("vlwm sim-server: error: --dry-run applies to --backend gazebo (the built-in backend has no "
+              "launch plan: it starts at once)", file=sys.stderr)
         return 2
     from vlwm.world.sources import world_scene_file
 

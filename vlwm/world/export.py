@@ -11,7 +11,8 @@ a GLB mesh/primitive, a COLLADA ``<triangles>`` element per label, each named af
 Gazebo: :func:`export_gazebo` writes an SDF 1.9 world with the systems ArduPilot's Gazebo plugin
 worlds load (``ardupilot_gazebo/worlds/iris_runway.sdf``) plus air pressure and magnetometer, the
 scene's geo-origin as ``<spherical_coordinates>``, and the city as one static model whose visual
-and collision are the mesh.  Every file is written to a temporary file and renamed into place.
+and collision are the mesh; extra ``<include>``s (e.g. vehicles, :class:`WorldInclude`) and the physics
+real-time factor can be given.  Every file is written to a temporary file and renamed into place.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -67,6 +68,17 @@ _CHUNK_ROWS = 200_000
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 #: Per label present: (label name, (n,) int64 face indices in scene order, (3,) uint8 RGB).
 _Groups = list[tuple[str, np.ndarray, np.ndarray]]
+
+
+class WorldInclude(NamedTuple):
+    """One more model in the world: ``<include>`` of ``uri`` named ``name`` at ``pose``."""
+
+    uri: str
+    """``model://<folder>`` (resolved on GZ_SIM_RESOURCE_PATH) or a file path / URL."""
+    name: str
+    """Model name in the world (unique)."""
+    pose: tuple[float, float, float, float, float, float]
+    """x, y, z (m, local ENU world frame), roll, pitch, yaw (rad) of the model frame."""
 
 
 # ------------------------------------------------------------------------------ labels
@@ -303,7 +315,8 @@ def _write_dae(scene: Scene, groups: _Groups, path: Path) -> None:
 
 
 def export_gazebo(scene: Scene, out_dir: str | os.PathLike, model_name: str = "vlwm_city",
-                  mesh_format: str = DEFAULT_GAZEBO_MESH_FORMAT, world_name: str | None = None) -> Path:
+                  mesh_format: str = DEFAULT_GAZEBO_MESH_FORMAT, world_name: str | None = None,
+                  includes: Sequence[WorldInclude] = (), real_time_factor: float = REAL_TIME_FACTOR) -> Path:
     """Write a gz-sim (SDF 1.9) world folder with the scene as a static model; return ``world.sdf``.
 
     Layout::
@@ -327,6 +340,12 @@ def export_gazebo(scene: Scene, out_dir: str | os.PathLike, model_name: str = "v
         OBJ by default (see :data:`DEFAULT_GAZEBO_MESH_FORMAT`).
     world_name : str or None
         ``<world name>``; ``model_name`` when None.
+    includes : sequence of WorldInclude
+        More models (vehicles) added after the city, in order; their names must differ from
+        ``model_name`` and from each other.
+    real_time_factor : float
+        ``<physics><real_time_factor>``: 1 = real time; a value <= 0 runs as fast as the machine
+        allows (ArduPilot's example worlds use -1 for that).
     """
     if not _MODEL_NAME.match(model_name):
         raise ValueError(f"model name {model_name!r} must be letters, digits, '_', '-', '.' (it is a folder "
@@ -334,13 +353,16 @@ def export_gazebo(scene: Scene, out_dir: str | os.PathLike, model_name: str = "v
     mesh_format = mesh_format.lower()
     if mesh_format not in GAZEBO_MESH_FORMATS:
         raise ValueError(f"Gazebo mesh format {mesh_format!r} not supported; choose one of {list(GAZEBO_MESH_FORMATS)}")
+    names = [model_name] + [inc.name for inc in includes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"world model names must be unique, got {names}")
     out_dir = Path(out_dir)
     model_dir = out_dir / "models" / model_name
     mesh = export_mesh(scene, model_dir / "meshes" / f"city.{mesh_format}", mesh_format)
     _write_xml(model_dir / "model.config", _model_config(scene, model_name))
     _write_xml(model_dir / "model.sdf", _model_sdf(model_name, f"model://{model_name}/meshes/{mesh.name}"))
     world = out_dir / "world.sdf"
-    _write_xml(world, _world_sdf(scene, model_name, world_name or model_name))
+    _write_xml(world, _world_sdf(scene, model_name, world_name or model_name, includes, real_time_factor))
     return world
 
 
@@ -367,7 +389,8 @@ def _model_sdf(model_name: str, mesh_uri: str) -> ET.Element:
     return root
 
 
-def _world_sdf(scene: Scene, model_name: str, world_name: str) -> ET.Element:
+def _world_sdf(scene: Scene, model_name: str, world_name: str, includes: Sequence[WorldInclude] = (),
+               real_time_factor: float = REAL_TIME_FACTOR) -> ET.Element:
     lat, lon, height = scene.geo.latlon()
     root = ET.Element("sdf", version=SDF_VERSION)
     root.append(ET.Comment(
@@ -377,7 +400,7 @@ def _world_sdf(scene: Scene, model_name: str, world_name: str) -> ET.Element:
     world = _sub(root, "world", name=world_name)
     physics = _sub(world, "physics", name="1ms", type="ignore")
     _sub(physics, "max_step_size", _num(PHYSICS_MAX_STEP_S))
-    _sub(physics, "real_time_factor", repr(REAL_TIME_FACTOR))
+    _sub(physics, "real_time_factor", repr(float(real_time_factor)))
     for filename, name in GZ_WORLD_SYSTEMS:
         plugin = _sub(world, "plugin", filename=filename, name=name)
         if name == "gz::sim::systems::Sensors":
@@ -409,8 +432,9 @@ def _world_sdf(scene: Scene, model_name: str, world_name: str) -> ET.Element:
         _sub(att, tag, value)
     _sub(sun, "direction", "-0.5 0.1 -0.9")
 
-    include = _sub(world, "include")
-    _sub(include, "uri", f"model://{model_name}")
-    _sub(include, "name", model_name)
-    _sub(include, "pose", "0 0 0 0 0 0")
+    for inc in (WorldInclude(f"model://{model_name}", model_name, (0.0,) * 6), *includes):
+        include = _sub(world, "include")
+        _sub(include, "uri", inc.uri)
+        _sub(include, "name", inc.name)
+        _sub(include, "pose", _vec(inc.pose))
     return root
