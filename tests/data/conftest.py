@@ -3,7 +3,9 @@
 Grid ``TINY``: 20 x 20 x 8 voxels of 0.4 m (x, y in [-4, 4], z in [-1, 2.2]).  Frame ``f`` of a
 sequence has ground (class 11) in layer 2, a "building" (class 15) on the vehicle's left (+y) only,
 and a marker column at voxel (0, 0) whose height encodes ``f`` (so tests can tell which frame a grid
-came from): ``semantics[0, 0, k] = 4`` for ``k < f % 8``.
+came from): ``semantics[0, 0, k] = 4`` for ``k < f % 8``.  With ``car=True`` a 3 x 2 x 2 "car" (class 4)
+drives along +x on the ground, one voxel per frame; ``instances=True`` writes the ``instances`` array
+(marker column :data:`MARKER_INSTANCE`, the car :data:`CAR_INSTANCE`, 0 elsewhere).
 """
 
 from __future__ import annotations
@@ -22,16 +24,34 @@ from vlwm.sim.frames import Pose
 TINY = GridSpec((-4.0, -4.0, -1.0, 4.0, 4.0, 2.2), (0.4, 0.4, 0.4))
 CAMS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 GROUND_LAYER, BUILDING_CLASS, MARKER_CLASS = 2, 15, 4
+MARKER_INSTANCE, CAR_INSTANCE = 3, 8
 
 
-def frame_grid(frame: int, shape=TINY.shape) -> np.ndarray:
+def car_slices(frame: int, shape=TINY.shape) -> tuple[slice, slice, slice]:
+    """Where the car of frame ``frame`` is: x from 4 + frame % 8, y 3..4, the two layers above the ground."""
+    x0 = 4 + frame % 8
+    return slice(x0, x0 + 3), slice(3, 5), slice(GROUND_LAYER + 1, GROUND_LAYER + 3)
+
+
+def frame_grid(frame: int, shape=TINY.shape, car: bool = False) -> np.ndarray:
     """(X, Y, Z) uint8 semantics of frame ``frame`` (see the module docstring)."""
     x, y, z = shape
     sem = np.full(shape, FREE, np.uint8)
     sem[:, :, GROUND_LAYER] = 11
     sem[x // 2: x // 2 + 3, y - 4: y - 1, GROUND_LAYER + 1: GROUND_LAYER + 4] = BUILDING_CLASS   # left (+y)
     sem[0, 0, : frame % z] = MARKER_CLASS
+    if car:
+        sem[car_slices(frame, shape)] = MARKER_CLASS
     return sem
+
+
+def frame_instances(frame: int, shape=TINY.shape, car: bool = True) -> np.ndarray:
+    """(X, Y, Z) int32 instances of frame ``frame`` (see the module docstring)."""
+    inst = np.zeros(shape, np.int32)
+    inst[0, 0, : frame % shape[2]] = MARKER_INSTANCE
+    if car:
+        inst[car_slices(frame, shape)] = CAR_INSTANCE
+    return inst
 
 
 def marker(sem: np.ndarray) -> int:
@@ -56,7 +76,7 @@ def write_sequence(root: Path, name: str, n: int = 14, *, agent: str | None = "d
                    z0: float = 1.0, grid: GridSpec = TINY, manifest: bool = True, grid_json: bool = True,
                    pose_format: str = "nested", occ_key: str = "semantics", masks: bool = True,
                    lidar: bool = False, images: bool = False, image_size=(16, 12), occupancy: bool = True,
-                   first_frame: int = 1) -> Path:
+                   first_frame: int = 1, car: bool = False, instances: bool = False) -> Path:
     """Write one synthetic sequence; returns its folder."""
     seq = Path(root) / name
     for sub in ("poses", "occupancy", "lidar", "images"):
@@ -73,8 +93,10 @@ def write_sequence(root: Path, name: str, n: int = 14, *, agent: str | None = "d
         (seq / "poses" / f"{f:06d}.json").write_text(json.dumps(doc))
         frames.append({"index": f, "timestamp": float(t[i])})
         if occupancy:
-            sem = frame_grid(f, grid.shape)
+            sem = frame_grid(f, grid.shape, car)
             arrays = {occ_key: sem if occ_key == "semantics" else (sem != FREE).astype(np.uint8)}
+            if instances:
+                arrays["instances"] = frame_instances(f, grid.shape, car)
             if masks:
                 arrays["mask_lidar"] = np.ones(grid.shape, np.uint8)
                 arrays["mask_camera"] = (np.arange(grid.shape[1])[None, :, None] < grid.shape[1] // 2) \
@@ -134,4 +156,5 @@ def synth():
         return DatasetConfig(**base)
 
     return SimpleNamespace(write=write_sequence, grid=TINY, frame_grid=frame_grid, marker=marker, config=config,
-                           cams=CAMS, trajectory=trajectory)
+                           cams=CAMS, trajectory=trajectory, frame_instances=frame_instances,
+                           car_instance=CAR_INSTANCE, marker_instance=MARKER_INSTANCE)

@@ -84,9 +84,17 @@ def test_files_hold_the_arrays_and_grid_json_places_them(tmp_path, tiny):
     path = write_occupancy(occupancy_path(tmp_path, 7), occ)
     assert path.name == "000007_occupancy.npz" and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     arrays = load_occupancy(path)
-    assert set(arrays) == set(OCCUPANCY_KEYS)
+    assert set(arrays) == set(OCCUPANCY_KEYS) | {"instances"}
     for key in ("semantics", "mask_lidar", "mask_camera", "occupancy"):
         assert arrays[key].dtype == np.uint8 and arrays[key].shape == (40, 40, 20)
+    # instances: the actors' ids + 1 exactly on their (dynamic) voxels, 0 elsewhere
+    inst = arrays["instances"]
+    assert inst.dtype == np.int32 and inst.shape == (40, 40, 20)
+    for cls, iid in zip(ACTORS.semantic, ACTORS.instance):
+        label = OCC3D_ID[{CityClass.CAR: "car", CityClass.PEDESTRIAN: "pedestrian", CityClass.BUS: "bus"}[cls]]
+        assert (inst == iid + 1).sum() > 0 and np.all(arrays["semantics"][inst == iid + 1] == label)
+    dynamic = np.isin(arrays["semantics"], [OCC3D_ID[n] for n in ("car", "pedestrian", "bus")])
+    np.testing.assert_array_equal(inst > 0, dynamic)
     np.testing.assert_array_equal(arrays["semantics"], occ.semantics)
     np.testing.assert_array_equal(arrays["occupancy"], occ.semantics != FREE)
     assert arrays["mask_lidar"].sum() == 0                               # no lidar given: nothing observed
@@ -104,6 +112,11 @@ def test_files_hold_the_arrays_and_grid_json_places_them(tmp_path, tiny):
     with pytest.raises(ValueError, match="other settings \\(config, point_cloud_range, shape, voxel_size differ\\)"):
         write_grid_json(tmp_path, grid_document(GTConfig(), OCC3D_CLASS_NAMES))
     write_grid_json(tmp_path, grid_document(GTConfig(), OCC3D_CLASS_NAMES), overwrite=True)
+    assert "instances" in stored["keys"] and stored["version"] == 2
+    # files written before the instances array existed still load, without it
+    old = {k: v for k, v in occ.arrays().items() if k != "instances"}
+    np.savez_compressed(tmp_path / "old.npz", **old)
+    assert set(load_occupancy(tmp_path / "old.npz")) == set(OCCUPANCY_KEYS)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="bad.npz: not a readable occupancy file"):
         load_occupancy(tmp_path / "bad.npz")

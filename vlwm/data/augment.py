@@ -10,20 +10,20 @@ future stay one consistent scene.  They act on a sample dict (keys of
 
 **RandomFlip(prob)** — the mirror image across the vehicle's x axis (y -> -y in every frame's ego
 frame).  It is what a reflection of the world across the vertical plane through the *current*
-frame's (last history frame's) x axis produces, so each frame's grid, masks and lidar flip their
-y, world poses reflect across that plane (positions, orientation ``R' = F R S``, world velocity
+frame's (last history frame's) x axis produces, so each frame's grid, masks, instance ids and lidar
+flip their y, world poses reflect across that plane (positions, orientation ``R' = F R S``, world velocity
 ``F v``, body rates ``(-wx, wy, -wz)``), ``rel_motion``/``rel_poses``/``future_offset`` negate
 their lateral component and yaw change, and ``gt_mode`` swaps left and right.  Cameras: left and
 right partners swap and every image flips horizontally; intrinsics and extrinsics follow exactly
 (``cx -> W - 1 - cx``, ``T' = S T S_opt``).  Needs a grid symmetric in y (both presets are).
 
 **RandomRotate(angle=[lo, hi])** — a yaw offset θ (degrees, uniform in [lo, hi]): every frame's
-content turns by +θ about the vehicle's vertical axis (grid and masks resampled by nearest voxel
-centre, voxels from outside the grid become free / unobserved), the vehicle's heading becomes
-``yaw - θ`` (orientation ``Rz(-θ) R``; positions and world velocities unchanged), planar ego
-vectors rotate by θ, ``gt_mode`` is re-derived from the rotated ``future_offset``, lidar points and
-camera extrinsics rotate with the body.  Images are not resampled (a yaw offset of the rig is
-expressed in ``cam_extrinsics``).
+content turns by +θ about the vehicle's vertical axis (grid, masks and instance ids resampled by
+nearest voxel centre, voxels from outside the grid become free / unobserved / no instance), the
+vehicle's heading becomes ``yaw - θ`` (orientation ``Rz(-θ) R``; positions and world velocities
+unchanged), planar ego vectors rotate by θ, ``gt_mode`` is re-derived from the rotated
+``future_offset``, lidar points and camera extrinsics rotate with the body.  Images are not
+resampled (a yaw offset of the rig is expressed in ``cam_extrinsics``).
 
 **PointCloudNoise(std)** — Gaussian noise (metres) on the x, y, z of every real lidar point.
 """
@@ -43,6 +43,10 @@ TRANSFORM_PARAMS: dict[str, tuple[str, ...]] = {
     "RandomFlip": ("prob",), "RandomRotate": ("angle",), "PointCloudNoise": ("std",)}
 OCC_KEYS = ("history_occupancy", "future_occupancy")
 MASK_KEYS = ("history_mask_lidar", "history_mask_camera", "future_mask_lidar", "future_mask_camera")
+#: Per-voxel instance ids: moved with the grids, 0 (no instance) where a rotation brings in outside voxels.
+INSTANCE_KEYS = ("history_instances", "future_instances")
+#: Every (T, X, Y, Z) grid of a sample.
+GRID_KEYS = OCC_KEYS + MASK_KEYS + INSTANCE_KEYS
 POSE_KEYS = ("history_poses", "future_poses")
 #: Camera partners under a left-right mirror (a camera missing here maps to itself).
 MIRROR_CAMERA = {"CAM_FRONT_LEFT": "CAM_FRONT_RIGHT", "CAM_FRONT_RIGHT": "CAM_FRONT_LEFT",
@@ -101,7 +105,7 @@ class RandomFlip:
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         if not rng.random() < self.prob:
             return sample
-        for key in OCC_KEYS + MASK_KEYS:
+        for key in GRID_KEYS:
             if key in sample:
                 sample[key] = np.ascontiguousarray(sample[key][:, :, ::-1, :])
         poses, t_h = _frames_poses(sample)
@@ -168,7 +172,7 @@ class RandomRotate:
         if theta == 0.0:
             return sample
         i, j, inside = self.index_map(theta)
-        for key in OCC_KEYS + MASK_KEYS:
+        for key in GRID_KEYS:
             if key in sample:
                 arr = sample[key]
                 out = arr[:, i, j, :]                                    # (T, X, Y, Z) gather

@@ -3,7 +3,7 @@
 The fields and defaults the training guide documents (§5.1: ``history_frames=4``,
 ``future_frames=6``, ``frame_skip=1``, ``agent_type='both'``, ``split='train'``, ratios
 0.8 / 0.1 / 0.1, ``point_cloud_range`` and ``voxel_size``), plus what users need beyond the guide:
-the split seed, optional masks / images / lidar, the driving-command rule and the augmentation
+the split seed, optional masks / instances / images / lidar, the driving-command rule and the augmentation
 (``transform``, the guide's §5.6 dict).  Unknown keys are errors (:meth:`DatasetConfig.from_dict`).
 
 The default grid is the ``aerial`` preset (200 x 200 x 121 at 0.4 x 0.4 x 1.25 m, z in
@@ -72,6 +72,10 @@ class DatasetConfig:
     load_masks: bool = False
     """Return ``mask_lidar`` / ``mask_camera`` (bool).  OccWorld ignores them (SPEC §1.2); on, a
     10-frame aerial sample grows from 48 MB to 145 MB."""
+    load_instances: bool = False
+    """Return ``history_instances`` / ``future_instances`` (int32 per-voxel instance ids of the dynamic
+    classes, 0 = none; the occupancy files' ``instances``) and ``instances_valid``; files written
+    before instance ids existed give zeros (and a warning naming the sequence)."""
     load_images: bool = False
     """Return the six camera images (and their calibration) of every frame."""
     cameras: tuple[str, ...] = CAMERA_NAMES

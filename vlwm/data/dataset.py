@@ -24,9 +24,13 @@ key                         shape, dtype                    meaning
 =========================== =============================== ===================================================
 
 With ``load_masks``: ``history_mask_lidar``, ``history_mask_camera``, ``future_mask_lidar``,
-``future_mask_camera`` (T_*, X, Y, Z) bool.  With ``load_images``: ``images`` (T, C, H, W, 3)
-uint8, ``camera_names`` (C names), ``cam_intrinsics`` (C, 3, 3) float32 (pixels, for the returned
-size), ``cam_extrinsics`` (T, C, 4, 4) float32 (``T_body_cam``, OpenCV optical frame).  With
+``future_mask_camera`` (T_*, X, Y, Z) bool.  With ``load_instances``: ``history_instances``,
+``future_instances`` (T_*, X, Y, Z) int32 (simulator instance id + 1 of the dynamic object in each
+voxel, 0 = none, the same over a sequence; :mod:`vlwm.gt.instances`) and ``instances_valid`` (T,)
+bool (False for frames whose file has no ``instances``: their grids are zeros).  With
+``load_images``: ``images`` (T, C, H, W, 3) uint8, ``camera_names`` (C names), ``cam_intrinsics``
+(C, 3, 3) float32 (pixels, for the returned size), ``cam_extrinsics`` (T, C, 4, 4) float32
+(``T_body_cam``, OpenCV optical frame).  With
 ``load_lidar``: ``lidar`` (T, max_points, 4) float32 (x, y, z, intensity; lidar frame; zero
 padded), ``lidar_num_points`` (T,) int64, ``T_body_lidar`` (4, 4) float32.
 
@@ -195,8 +199,9 @@ class GazeboOccWorldDataset(WindowDataset):
         self.free = len(self.label_names) - 1
         self.image_size = self._resolve_image_size() if config.load_images else None
         self.transform = parse_transform(config.transform, self.grid, self.free, config.command_threshold_m)
-        self._cache: OrderedDict[tuple[int, int], tuple] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], layout.FrameArrays] = OrderedDict()
         self._bad: dict[tuple[int, int], str] = {}
+        self._without_instances: set[str] = set()    # sequences already warned about (this process)
         if not len(self._windows):
             log.warning("%s: no %s windows of %d frames (%d sequence(s) selected, %d window(s) skipped)",
                         self.data_root, config.split, config.window_length, len(chosen), self.num_skipped_windows)
@@ -242,6 +247,8 @@ class GazeboOccWorldDataset(WindowDataset):
                 "timestamps", "frame_rate_hz"}
         if self.config.load_masks:
             keys |= {f"{p}_mask_{m}" for p in ("history", "future") for m in ("lidar", "camera")}
+        if self.config.load_instances:
+            keys |= {"history_instances", "future_instances", "instances_valid"}
         if self.config.load_images:
             keys |= {"images", "camera_names", "cam_intrinsics", "cam_extrinsics"}
         if self.config.load_lidar:
@@ -270,8 +277,9 @@ class GazeboOccWorldDataset(WindowDataset):
         rec = self.records[r]
         return f"{rec.name} frame {rec.first_frame + position}"
 
-    def _frame(self, r: int, pos: int) -> tuple:
-        """(semantics (X, Y, Z) uint8, mask_lidar, mask_camera (bool or None)) of one frame, via the cache."""
+    def _frame(self, r: int, pos: int) -> layout.FrameArrays:
+        """One frame's grids (:class:`vlwm.data.layout.FrameArrays`: semantics, the masks and the
+        instances when configured), via the cache."""
         key = (r, pos)
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -279,7 +287,7 @@ class GazeboOccWorldDataset(WindowDataset):
         rec = self.records[r]
         path = layout.occupancy_path(rec.path, rec.first_frame + pos)
         try:
-            got = layout.read_occupancy(path, self.free, self.config.load_masks)
+            got = layout.read_frame(path, self.free, self.config.load_masks, self.config.load_instances)
         except READ_ERRORS as exc:
             raise FrameReadError(pos, path, f"{type(exc).__name__}: {exc}") from None
         if got[0].shape != self.grid.shape:
@@ -299,14 +307,27 @@ class GazeboOccWorldDataset(WindowDataset):
                  "future": (slice(t_h, None), np.empty((cfg.future_frames, *shape), np.uint8))}
         masks = {f"{p}_mask_{m}": np.empty((len(parts[p][1]), *shape), bool)
                  for p in parts for m in ("lidar", "camera")} if cfg.load_masks else {}
+        if cfg.load_instances:
+            masks.update({f"{p}_instances": np.zeros((len(parts[p][1]), *shape), np.int32) for p in parts})
+            masks["instances_valid"] = np.zeros(len(positions), bool)
         for t, pos in enumerate(positions):
             part = "history" if t < t_h else "future"
             k = t if t < t_h else t - t_h
-            sem, ml, mc = self._frame(r, int(pos))
+            sem, ml, mc, inst = self._frame(r, int(pos))
             parts[part][1][k] = sem
             if cfg.load_masks:
                 masks[f"{part}_mask_lidar"][k] = ml
                 masks[f"{part}_mask_camera"][k] = mc
+            if cfg.load_instances:
+                if inst is not None:
+                    masks[f"{part}_instances"][k] = inst
+                    masks["instances_valid"][t] = True
+                elif rec.name not in self._without_instances:
+                    self._without_instances.add(rec.name)
+                    log.warning("%s: occupancy files without 'instances' (written before instance ids existed, "
+                                "e.g. %s); their history/future_instances are zeros and instances_valid False — "
+                                "re-run the ground truth (vlwm gt --overwrite) to get them", rec.name,
+                                layout.occupancy_path(rec.path, rec.first_frame + int(pos)))
         poses = rec.poses[positions]
         ground = rec.ground_z[positions]
         height = np.where(np.isfinite(ground), poses[:, 2] - ground, poses[:, 2]).astype(np.float32)

@@ -6,7 +6,8 @@
       sequence.json                     manifest (agent_type, rates.frame_rate_hz, frames, sensors); optional
       poses/NNNNNN.json                 nested (position, orientation x,y,z,w, velocity.linear/angular)
                                         or pose_13d [x, y, z, qw, qx, qy, qz, vx, vy, vz, wx, wy, wz]
-      occupancy/NNNNNN_occupancy.npz    semantics (uint8 ids) or occupancy (binary or ids); optional masks
+      occupancy/NNNNNN_occupancy.npz    semantics (uint8 ids) or occupancy (binary or ids); optional masks and
+                                        instances (int32 ids + 1 of dynamic objects, 0 = none)
       occupancy/grid.json               the grid spec (vlwm.gt.frame_gt.grid_document); optional
       lidar/NNNNNN_LIDAR.npy            float [N, >= 4]: x, y, z, intensity, ... (lidar frame)
       images/NNNNNN_<CAM>.jpg           six cameras
@@ -26,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from vlwm.gt.instances import INSTANCES_KEY   # per-voxel instance ids; files written before them lack the key
 from vlwm.sim.frames import Pose
 
 MANIFEST = "sequence.json"
@@ -201,20 +203,49 @@ def as_class_ids(arr: np.ndarray, key: str, free: int) -> np.ndarray:
     return ids
 
 
-def read_occupancy(path: Path, free: int, masks: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """One frame: (X, Y, Z) uint8 class ids, and (with ``masks``) the two (X, Y, Z) bool masks.
+class FrameArrays(NamedTuple):
+    """One frame file's grids, as :func:`read_frame` returns them (all indexed [x, y, z], grid frame).
 
-    A file without masks gives all-True masks (nothing known to be unobserved).
+    semantics : (X, Y, Z) uint8 class ids.
+    mask_lidar, mask_camera : (X, Y, Z) bool, or None when not asked for.
+    instances : (X, Y, Z) int32 instance ids (0 = none), or None when not asked for or not in the file.
+    """
+
+    semantics: np.ndarray
+    mask_lidar: np.ndarray | None
+    mask_camera: np.ndarray | None
+    instances: np.ndarray | None
+
+
+def read_frame(path: Path, free: int, masks: bool, instances: bool = False) -> FrameArrays:
+    """One frame file: class ids, and what is asked for of the masks and the instance grid.
+
+    A file without masks gives all-True masks (nothing known to be unobserved); a file without
+    ``instances`` (written before instance ids existed) gives None for them.
     """
     with np.load(path, allow_pickle=False) as z:
         key = next((k for k in OCC_KEYS if k in z.files), None)
         if key is None:
             raise ValueError(f"{path}: none of the keys {OCC_KEYS} (has {z.files})")
         sem = as_class_ids(z[key], key, free)
-        if not masks:
-            return sem, None, None
-        out = [z[k].astype(bool) if k in z.files else np.ones(sem.shape, bool) for k in MASK_KEYS]
-    return sem, out[0], out[1]
+        ml = mc = inst = None
+        if masks:
+            ml, mc = (z[k].astype(bool) if k in z.files else np.ones(sem.shape, bool) for k in MASK_KEYS)
+        if instances and INSTANCES_KEY in z.files:
+            inst = z[INSTANCES_KEY]
+            if inst.shape != sem.shape or inst.dtype.kind not in "iu":
+                raise ValueError(f"{path}: {INSTANCES_KEY} is {inst.dtype} {inst.shape}, expected integers of the "
+                                 f"class grid's shape {sem.shape}")
+            inst = inst.astype(np.int32, copy=False)
+    return FrameArrays(sem, ml, mc, inst)
+
+
+def read_occupancy(path: Path, free: int, masks: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """One frame: (X, Y, Z) uint8 class ids, and (with ``masks``) the two (X, Y, Z) bool masks.
+
+    A file without masks gives all-True masks (nothing known to be unobserved).
+    """
+    return read_frame(path, free, masks)[:3]
 
 
 def read_lidar(path: Path) -> np.ndarray:

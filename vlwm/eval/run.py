@@ -3,8 +3,17 @@
 ``evaluate(cfg, checkpoint, work_dir)`` → load the world model (``weights_only=True``) → the split's
 dataset → per window: the autoregressive rollout of the future from the history (official
 ``forward_autoreg_with_pose``, SPEC §7.1), ``copy_last`` and ``ego_warp`` (true and predicted ego
-motion) → :class:`OccForecastMetric` for each (optionally masked, grouped by ``agent_type``) and a
-:class:`PlanningMetric` of the model's trajectory → ``metrics.json`` + ``metrics.md`` in ``work_dir``.
+motion) → :class:`OccForecastMetric` and :class:`VPQMetric` for each (occupancy optionally masked; both
+grouped by ``agent_type``) and a :class:`PlanningMetric` of the model's trajectory → ``metrics.json`` +
+``metrics.md`` in ``work_dir``.
+
+VPQ's true instances are the simulator's (the occupancy files' ``instances``, loaded with
+``load_instances``) for every window whose future frames all have them; other windows (older
+ground truth, other dataset types) cut the true occupancy into tracked connected components, the
+same way as every forecast — once per window, shared by the model and the baselines.
+``metrics.json["vpq_ground_truth"]`` says how many windows took which.  Instances are linked over
+time with ego-motion compensation by the true future grid frames (the frames all forecasts and
+targets are expressed in).
 
 Trajectory frame (``docs/evaluation.md``): positions of the future frames ``T_h .. T_h + T_f - 1`` in the
 grid frame of the last history frame ``T_h - 1``.  The rollout takes the true motion ``T_h - 1 → T_h``
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +41,7 @@ from vlwm.eval.baselines import copy_last, ego_warp
 from vlwm.eval.collision import collision_config, occupancy_collisions
 from vlwm.eval.occupancy import OccForecastMetric
 from vlwm.eval.trajectory import PlanningMetric, grid_motion_from_poses, poses_from_rel_motion
+from vlwm.eval.vpq import TrackerConfig, VPQMetric, track_instances
 from vlwm.models import build_world_model
 from vlwm.train.checkpoint import load_weights
 from vlwm.train.config import ConfigError, TrainConfig
@@ -40,6 +51,11 @@ MASKS = ("none", "lidar", "camera")
 
 BASELINES = ("copy_last", "ego_warp_true", "ego_warp_pred")
 """Baseline entries of ``metrics.json``: ego_warp with the true future motion and with the model's."""
+
+VPQ_GT_SIMULATOR = "simulator_instances"
+"""``vpq_ground_truth`` source: the simulator's instance ids stored with the ground truth."""
+VPQ_GT_COMPONENTS = "connected_components"
+"""``vpq_ground_truth`` source: the documented fallback, tracked connected components of the true occupancy."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,14 +72,20 @@ def load_world_model(cfg: TrainConfig, checkpoint: str | Path, device: torch.dev
     return model.to(device).eval(), str(report)
 
 
-def eval_dataset(cfg: TrainConfig, split: str, mask: str = "none", images: bool = False):
-    """The split's dataset (config's ``data.<split>``), with visibility masks / images turned on when asked."""
+def eval_dataset(cfg: TrainConfig, split: str, mask: str = "none", images: bool = False, instances: bool = False):
+    """The split's dataset (config's ``data.<split>``), with visibility masks / images turned on when asked.
+
+    ``instances`` turns on ``load_instances`` for a ``GazeboOccWorldDataset`` (other types have none:
+    VPQ then falls back to connected components).
+    """
     d = cfg.dataset_dict(split)
     extra = {}
     if mask != "none":
         extra["load_masks"] = True
     if images:
         extra["load_images"] = True
+    if instances and d.get("type") == "GazeboOccWorldDataset":
+        d["config"] = {**d["config"], "load_instances": True}
     if extra:
         if d.get("type") != "GazeboOccWorldDataset":
             raise ConfigError(f"--mask {mask} / images need a GazeboOccWorldDataset for data.{split}, got {d.get('type')}")
@@ -129,6 +151,20 @@ def true_frames(batch: dict, b: int) -> np.ndarray:
     return grid_motion_from_poses(poses, np.asarray(batch["ego_height"][b]), t_h - 1)[t_h:]
 
 
+def true_instances(batch: dict, b: int, frames: np.ndarray, metric: VPQMetric) -> tuple[np.ndarray, str]:
+    """(T_f, X, Y, Z) int32 true instance ids of window ``b``'s future, and where they came from.
+
+    The simulator's (``future_instances``) when every future frame has them (``instances_valid``),
+    else :func:`vlwm.eval.vpq.track_instances` of the true occupancy, linked in the true future grid
+    frames ``frames`` ((T_f, 4), last history grid frame).
+    """
+    t_h = batch["history_occupancy"].shape[1]
+    if "future_instances" in batch and bool(np.asarray(batch["instances_valid"][b, t_h:]).all()):
+        return np.asarray(batch["future_instances"][b]), VPQ_GT_SIMULATOR
+    target = np.asarray(batch["future_occupancy"][b])
+    return track_instances(target, metric.spec, metric.classes, frames, metric.tracker), VPQ_GT_COMPONENTS
+
+
 # ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +177,7 @@ def evaluate(cfg: TrainConfig, checkpoint: str | Path, work_dir: str | Path, spl
         raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, report = load_world_model(cfg, checkpoint, device)
-    dataset = eval_dataset(cfg, split, mask)
+    dataset = eval_dataset(cfg, split, mask, instances=True)
     n = len(dataset) if max_windows is None else min(len(dataset), max_windows)
     if n == 0:
         raise ValueError(f"the {split} split is empty ({cfg.dataset_dict(split)})")
@@ -149,6 +185,8 @@ def evaluate(cfg: TrainConfig, checkpoint: str | Path, work_dir: str | Path, spl
                         num_workers=cfg.num_workers, collate_fn=collate_fn)
     grid = cfg.grid
     metrics: dict[str, OccForecastMetric] = {}
+    vpq: dict[str, VPQMetric] = {}
+    vpq_sources = {VPQ_GT_SIMULATOR: 0, VPQ_GT_COMPONENTS: 0}
     plan: PlanningMetric | None = None
     for batch in tqdm(loader, desc=f"eval {split}", disable=not progress, unit="batch"):
         target = batch["future_occupancy"].long()                                  # (B, T_f, X, Y, Z)
@@ -156,6 +194,7 @@ def evaluate(cfg: TrainConfig, checkpoint: str | Path, work_dir: str | Path, spl
         rate = float(np.asarray(batch["frame_rate_hz"]).reshape(-1)[0])
         if not metrics:
             metrics = {k: OccForecastMetric(t_f, frame_rate_hz=rate) for k in ("model", *BASELINES)}
+            vpq = {k: VPQMetric(t_f, grid, tracker=TrackerConfig()) for k in ("model", *BASELINES)}
             plan = PlanningMetric(t_f, frame_rate_hz=rate)
         sel_mask = None if mask == "none" else batch[f"future_mask_{mask}"]
         groups = list(batch["agent_type"])
@@ -169,6 +208,12 @@ def evaluate(cfg: TrainConfig, checkpoint: str | Path, work_dir: str | Path, spl
                      "ego_warp_true": ego_warp(last, frames, grid), "ego_warp_pred": ego_warp(last, warp_pred, grid)}
         for k, f in forecasts.items():
             metrics[k].update(f, target, mask=sel_mask, group=groups)
+        for b in range(b_size):                                                    # VPQ: one window at a time
+            gt_inst, source = true_instances(batch, b, frames[b], vpq["model"])
+            vpq_sources[source] += 1
+            for k, f in forecasts.items():
+                vpq[k].update(f[b:b + 1], target[b:b + 1], gt_instance=gt_inst[None], frames=frames[b:b + 1],
+                              group=groups[b])
         t_h = batch["history_occupancy"].shape[1]
         for b in range(b_size):
             gt = frames[b, :, :3] + np.array([0, 0, 1.0]) * np.asarray(batch["ego_height"][b, t_h:, None], np.float64)
@@ -179,10 +224,23 @@ def evaluate(cfg: TrainConfig, checkpoint: str | Path, work_dir: str | Path, spl
                         group=groups[b])
     results = {"split": split, "mask": mask, "checkpoint": str(checkpoint), "num_windows": n,
                "load_report": report,
-               "model": {"occupancy": metrics["model"].compute().to_dict(), "planning": plan.compute().to_dict()},
-               "baselines": {k: {"occupancy": metrics[k].compute().to_dict()} for k in BASELINES}}
+               "vpq_ground_truth": vpq_ground_truth(vpq_sources),
+               "model": {"occupancy": metrics["model"].compute().to_dict(), "vpq": vpq["model"].compute().to_dict(),
+                         "planning": plan.compute().to_dict()},
+               "baselines": {k: {"occupancy": metrics[k].compute().to_dict(), "vpq": vpq[k].compute().to_dict()}
+                             for k in BASELINES}}
     write_metrics(work_dir, results)
     return results
+
+
+def vpq_ground_truth(sources: dict[str, int]) -> dict[str, Any]:
+    """``metrics.json["vpq_ground_truth"]``: which true instances VPQ used, and in how many windows.
+
+    ``instances`` is :data:`VPQ_GT_SIMULATOR`, :data:`VPQ_GT_COMPONENTS` or ``"mixed"``.
+    """
+    used = [k for k, n in sources.items() if n]
+    return {"instances": used[0] if len(used) == 1 else "mixed", "windows": dict(sources),
+            "tracker": asdict(TrackerConfig()), "ego_motion_compensated": True}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,22 +264,38 @@ def _fmt(v) -> str:
     return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.2f}"
 
 
+def _pct(v) -> str:
+    """A fraction as a percentage with two decimals; NaN / None as "–"."""
+    return _fmt(None if v is None else 100.0 * float(v))
+
+
 def markdown_table(results: dict) -> str:
-    """Model vs baselines: mIoU / IoU at 1 s, 2 s, 3 s and their mean; L2 and collision (model only)."""
+    """Model vs baselines: mIoU / IoU at 1 s, 2 s, 3 s and their mean, VPQ; L2 and collision (model only)."""
     rows = [("model", results["model"])] + list(results["baselines"].items())
     horizons = list(results["model"]["occupancy"]["horizons"])
     head = (["method"] + [f"mIoU {h}" for h in horizons] + ["mIoU avg"] + [f"IoU {h}" for h in horizons]
-            + ["IoU avg", "L2 avg (m)", "collision avg (%)"])
+            + ["IoU avg", "VPQ (%)", "L2 avg (m)", "collision avg (%)"])
     lines = [f"Split `{results['split']}`, mask `{results['mask']}`, {results['num_windows']} windows, "
              f"checkpoint `{results['checkpoint']}`.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in rows:
-        o, p = r["occupancy"], r.get("planning")
+        o, p, v = r["occupancy"], r.get("planning"), r.get("vpq")
         cells = ([name] + [_fmt(o["miou_at"].get(h)) for h in horizons] + [_fmt(o["miou_avg"])]
                  + [_fmt(o["iou_at"].get(h)) for h in horizons] + [_fmt(o["iou_avg"])]
+                 + [_pct(v["vpq"]) if v else "–"]
                  + [_fmt(p["l2_avg_mean"]) if p else "–", _fmt(p["collision_avg_mean"]) if p else "–"])
         lines.append("| " + " | ".join(cells) + " |")
+    gt = results.get("vpq_ground_truth")                  # absent in results written before VPQ was reported
+    if gt:
+        counts = ", ".join(f"{k}: {n}" for k, n in gt["windows"].items())
+        lines += ["", f"VPQ (dynamic classes, FIERY's definition): true instances from "
+                      f"{_VPQ_SOURCE_WORDS[gt['instances']]} (windows {counts}); – = no dynamic instance at all."]
     return "\n".join(lines) + "\n"
+
+
+_VPQ_SOURCE_WORDS = {VPQ_GT_SIMULATOR: "the simulator's instance ids",
+                     VPQ_GT_COMPONENTS: "connected components of the true occupancy (fallback)",
+                     "mixed": "the simulator where stored, else connected components"}
 
 
 def write_metrics(work_dir: str | Path, results: dict) -> tuple[Path, Path]:
@@ -235,9 +309,9 @@ def write_metrics(work_dir: str | Path, results: dict) -> tuple[Path, Path]:
 
 
 def summary_line(results: dict) -> str:
-    """One terminal line: model and copy_last mIoU / IoU avg, model L2."""
-    o, c = results["model"]["occupancy"], results["baselines"]["copy_last"]["occupancy"]
-    p = results["model"]["planning"]
+    """One terminal line: model and copy_last mIoU / IoU avg and VPQ (%), model L2."""
+    m, c = results["model"], results["baselines"]["copy_last"]
+    o, co, p = m["occupancy"], c["occupancy"], m["planning"]
     return (f"eval {results['split']} ({results['num_windows']} windows, mask {results['mask']}): model mIoU "
-            f"{_fmt(o['miou_avg'])} IoU {_fmt(o['iou_avg'])} L2 {_fmt(p['l2_avg_mean'])} m | copy_last mIoU "
-            f"{_fmt(c['miou_avg'])} IoU {_fmt(c['iou_avg'])}")
+            f"{_fmt(o['miou_avg'])} IoU {_fmt(o['iou_avg'])} VPQ {_pct(m['vpq']['vpq'])} L2 {_fmt(p['l2_avg_mean'])} m"
+            f" | copy_last mIoU {_fmt(co['miou_avg'])} IoU {_fmt(co['iou_avg'])} VPQ {_pct(c['vpq']['vpq'])}")

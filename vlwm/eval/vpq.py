@@ -90,16 +90,24 @@ def connected_instances(sem: np.ndarray, classes: Sequence[int], connectivity: i
     structure = ndimage.generate_binary_structure(3, CONNECTIVITY_RANK[connectivity])
     out = np.zeros(sem.shape, np.int32)
     classes_of: dict[int, int] = {}
-    for c in classes:
-        labels, n = ndimage.label(sem == c, structure=structure)
-        if n == 0:
-            continue
+    things = np.isin(sem, list(classes))
+    if not things.any():
+        return out, classes_of
+    found = set(np.unique(sem[things]).tolist())
+    present = [c for c in classes if c in found]
+    # label only inside the box around the classes' voxels (dynamic objects are sparse in a large grid);
+    # components are numbered in raster order, which a box keeps, so the ids are those of the whole grid
+    box = tuple(slice(int(ix[0]), int(ix[-1]) + 1) for ix in
+                (np.flatnonzero(things.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)))
+    crop, out_crop = sem[box], out[box]                                                  # views
+    for c in present:
+        labels, n = ndimage.label(crop == c, structure=structure)
         sizes = np.bincount(labels.ravel(), minlength=n + 1)
         keep = np.flatnonzero(sizes >= min_voxels)
         keep = keep[keep > 0]
         new = np.zeros(n + 1, np.int32)
         new[keep] = len(classes_of) + 1 + np.arange(len(keep), dtype=np.int32)
-        out = np.where(labels > 0, new[labels], out)
+        out_crop[labels > 0] = new[labels[labels > 0]]
         classes_of.update({int(new[k]): int(c) for k in keep})
     return out, classes_of
 
@@ -388,8 +396,9 @@ def _overlaps(g_inst: np.ndarray, g_ids: np.ndarray, p_inst: np.ndarray,
     """Every intersecting (true, predicted) pair of one frame: row in ``g_ids``, row in ``p_ids``, IoU."""
     if not len(g_ids) or not len(p_ids):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    gi = _compact(g_inst.ravel(), g_ids).astype(np.int64)                        # -1 where not listed
-    pi = _compact(p_inst.ravel(), p_ids).astype(np.int64)
+    some = np.flatnonzero((g_inst.ravel() > 0) | (p_inst.ravel() > 0))             # voxels of any instance
+    gi = _compact(g_inst.ravel()[some], g_ids).astype(np.int64)                  # -1 where not listed
+    pi = _compact(p_inst.ravel()[some], p_ids).astype(np.int64)
     g_area = np.bincount(gi[gi >= 0], minlength=len(g_ids))
     p_area = np.bincount(pi[pi >= 0], minlength=len(p_ids))
     both = (gi >= 0) & (pi >= 0)

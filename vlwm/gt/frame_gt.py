@@ -9,8 +9,11 @@ Files, in a sequence's ``occupancy/`` folder:
 
 * ``NNNNNN_occupancy.npz`` (``np.savez_compressed``) with the Occ3D keys ``semantics``
   (uint8 ``[X, Y, Z]`` label ids, free = the last label), ``mask_lidar`` and ``mask_camera`` (uint8
-  0/1, 1 = observed), ``occupancy`` (uint8, 1 = not free) for readers that expect that key, and
-  ``T_world_grid`` (float64 4x4, grid frame -> world) so that each file places itself;
+  0/1, 1 = observed), ``occupancy`` (uint8, 1 = not free) for readers that expect that key,
+  ``T_world_grid`` (float64 4x4, grid frame -> world) so that each file places itself, and
+  ``instances`` (int32 ``[X, Y, Z]``, simulator instance id + 1 of the object in each voxel of a
+  dynamic class, 0 elsewhere; :mod:`vlwm.gt.instances`).  Files written before ``instances``
+  existed lack it and still load (:data:`OPTIONAL_KEYS`);
 * ``grid.json`` (:func:`grid_document`): the grid spec, the frame convention, the z reference, the
   label names, the priority order and the configuration that made the files.
 
@@ -30,6 +33,7 @@ import numpy as np
 
 from vlwm.gt.ego_frame import GridFrame
 from vlwm.gt.grid import AERIAL, GridSpec, grid_preset
+from vlwm.gt.instances import INSTANCES_KEY, dynamic_labels
 from vlwm.gt.lidar_source import LidarSweep, ObjectPoses, aggregate_sweeps
 from vlwm.gt.priority import OCC3D_PRIORITY, priority_ranks
 from vlwm.gt.scene_source import DEFAULT_SOLID_CLASSES, ActorBoxes, SceneVoxelizer
@@ -40,9 +44,11 @@ from vlwm.sim.recorder import atomic_write, atomic_write_json, frame_stem
 SOURCES = ("scene", "lidar")
 OTHERS_LABEL = "others"                 #: the label of lidar points that carry none
 GRID_FILE = "grid.json"
-GRID_FORMAT, GRID_FORMAT_VERSION = "vlwm-occupancy-grid", 1
-#: Keys of every frame file, in the order written.
+GRID_FORMAT, GRID_FORMAT_VERSION = "vlwm-occupancy-grid", 2   #: 2: frame files carry ``instances``
+#: Keys every frame file has, in the order written.
 OCCUPANCY_KEYS = ("semantics", "mask_lidar", "mask_camera", "occupancy", "T_world_grid")
+#: Keys written after :data:`OCCUPANCY_KEYS` that older files lack (readers must not require them).
+OPTIONAL_KEYS = (INSTANCES_KEY,)
 DEFAULT_LIDAR_WINDOW = 10               #: lidar source: sweeps either side of the frame (Occ3D aggregates ~20 s)
 
 FRAME_CONVENTION = {
@@ -122,6 +128,8 @@ class FrameOccupancy(NamedTuple):
     mask_camera : (X, Y, Z) uint8, 1 = observed by a camera ray.
     frame : GridFrame, where the grid sits in the world.
     free : int, the free label.
+    instances : (X, Y, Z) int32 or None, simulator instance id + 1 of the dynamic object in each voxel
+        (0 = none; :mod:`vlwm.gt.instances`); None writes no ``instances`` array.
     """
 
     semantics: np.ndarray
@@ -129,11 +137,15 @@ class FrameOccupancy(NamedTuple):
     mask_camera: np.ndarray
     frame: GridFrame
     free: int
+    instances: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The file's arrays, keys :data:`OCCUPANCY_KEYS`."""
-        return {"semantics": self.semantics, "mask_lidar": self.mask_lidar, "mask_camera": self.mask_camera,
-                "occupancy": (self.semantics != self.free).astype(np.uint8), "T_world_grid": self.frame.T_world_grid()}
+        """The file's arrays: :data:`OCCUPANCY_KEYS`, then ``instances`` when there is one."""
+        out = {"semantics": self.semantics, "mask_lidar": self.mask_lidar, "mask_camera": self.mask_camera,
+               "occupancy": (self.semantics != self.free).astype(np.uint8), "T_world_grid": self.frame.T_world_grid()}
+        if self.instances is not None:
+            out[INSTANCES_KEY] = self.instances
+        return out
 
 
 def occupancy_for_frame(frame: GridFrame, config: GTConfig, *, scene: SceneVoxelizer | None = None,
@@ -141,7 +153,7 @@ def occupancy_for_frame(frame: GridFrame, config: GTConfig, *, scene: SceneVoxel
                         object_poses: ObjectPoses | None = None, first_dynamic_instance: int | None = None,
                         cameras: CameraRays | None = None,
                         label_names: Sequence[str] = OCC3D_CLASS_NAMES) -> FrameOccupancy:
-    """Semantics and visibility of one frame.
+    """Semantics, instances of the dynamic classes and visibility of one frame.
 
     Parameters
     ----------
@@ -173,8 +185,9 @@ def occupancy_for_frame(frame: GridFrame, config: GTConfig, *, scene: SceneVoxel
     names = tuple(label_names)
     free = len(names) - 1
     ranks = priority_ranks(names, config.priority)
+    instances = np.zeros(spec.shape, np.int32)
     if config.source == "scene":
-        sem = scene.semantics(frame, spec, ranks, actors, free)
+        sem = scene.semantics(frame, spec, ranks, actors, free, instance_grid=instances)
     else:
         if not sweeps:
             raise ValueError("occupancy_for_frame: the lidar source needs sweeps")
@@ -182,7 +195,7 @@ def occupancy_for_frame(frame: GridFrame, config: GTConfig, *, scene: SceneVoxel
             raise ValueError(f"occupancy_for_frame: the lidar source labels unlabelled points {OTHERS_LABEL!r}, "
                              f"which the label space {list(names)} lacks")
         sem = aggregate_sweeps(sweeps, current, frame, spec, ranks, free, names.index(OTHERS_LABEL), object_poses,
-                               first_dynamic_instance)
+                               first_dynamic_instance, instance_grid=instances, dynamic_labels=dynamic_labels(names))
     mask_lidar = np.zeros(spec.shape, np.uint8)
     if sweeps:
         own = sweeps[current]
@@ -190,7 +203,7 @@ def occupancy_for_frame(frame: GridFrame, config: GTConfig, *, scene: SceneVoxel
     mask_camera = np.zeros(spec.shape, np.uint8)
     if cameras is not None and config.camera_mask:
         mask_camera = camera_visibility(spec, frame, sem, free, cameras)
-    return FrameOccupancy(sem, mask_lidar, mask_camera, frame, free)
+    return FrameOccupancy(sem, mask_lidar, mask_camera, frame, free, instances)
 
 
 # ------------------------------------------------------------------------------ files
@@ -202,14 +215,15 @@ def occupancy_path(out_dir: str | os.PathLike, index: int) -> Path:
 
 
 def write_occupancy(path: str | os.PathLike, occupancy: FrameOccupancy) -> Path:
-    """Write one frame's file atomically (compressed npz, keys :data:`OCCUPANCY_KEYS`)."""
+    """Write one frame's file atomically (compressed npz, keys :data:`OCCUPANCY_KEYS` and ``instances``)."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **occupancy.arrays())
     return atomic_write(Path(path), lambda fh: fh.write(buf.getbuffer()))
 
 
 def load_occupancy(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The arrays of a frame file; a missing key or a damaged file is an error naming the file."""
+    """The arrays of a frame file; a missing key (but those of :data:`OPTIONAL_KEYS`, which older
+    files lack) or a damaged file is an error naming the file."""
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -239,6 +253,8 @@ def grid_document(config: GTConfig, label_names: Sequence[str]) -> dict:
             "mask_camera": "uint8 [X, Y, Z], 1 = seen by a camera ray (up to the first occupied voxel)",
             "occupancy": "uint8 [X, Y, Z], 1 = not free",
             "T_world_grid": "float64 [4, 4], grid frame -> local ENU world",
+            INSTANCES_KEY: "int32 [X, Y, Z], simulator instance id + 1 of the object in a voxel of a dynamic "
+                           "class (the same over the recording), 0 = none",
         },
         "config": config.to_dict(),
     }

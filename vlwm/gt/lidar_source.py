@@ -19,6 +19,9 @@ is built from the sweeps ``i - window .. i + window``:
 * Points become voxels (:func:`vlwm.gt.voxelize.splat_points`); where classes meet, the priority
   of :mod:`vlwm.gt.priority` decides, as for the scene source.  Points without a label column, or
   with a label outside the label space (or the free label), are ``others``.
+* Given an ``instance_grid``, a voxel of a dynamic label takes the instance id (+1,
+  :mod:`vlwm.gt.instances`) of the point that gave it its label — the ``instance`` column of the
+  hit, the simulator's actor id, the same in every sweep — so moved points keep their object's id.
 
 Frames: points in each sweep's lidar frame; poses body -> world (local ENU, metres); the result in
 frame ``i``'s grid frame.
@@ -33,6 +36,7 @@ import numpy as np
 from vlwm.gt.ego_frame import GridFrame, index_transform, rotation_z
 from vlwm.sim.frames import transform_points
 from vlwm.gt.grid import GridSpec
+from vlwm.gt.instances import voxel_instance_ids
 from vlwm.gt.voxelize import splat_points
 from vlwm.labels import DYNAMIC_OCC_CLASSES
 from vlwm.sim.frames import Pose, invert_transform, make_transform
@@ -151,7 +155,8 @@ def estimate_object_poses(sweeps: Sequence[LidarSweep], reference: int, others: 
 
 def aggregate_sweeps(sweeps: Sequence[LidarSweep], current: int, frame: GridFrame, spec: GridSpec,
                      ranks: np.ndarray, free: int, others: int, object_poses: ObjectPoses | None = None,
-                     first_dynamic_instance: int | None = None) -> np.ndarray:
+                     first_dynamic_instance: int | None = None, instance_grid: np.ndarray | None = None,
+                     dynamic_labels: np.ndarray | None = None) -> np.ndarray:
     """The class grid of sweep ``current`` from all ``sweeps`` (its window).
 
     Parameters
@@ -171,6 +176,12 @@ def aggregate_sweeps(sweeps: Sequence[LidarSweep], current: int, frame: GridFram
         Known object poses; estimated from the points (:func:`estimate_object_poses`) when omitted.
     first_dynamic_instance : int, optional
         Instance ids from this one up are moving actors, whatever their label.
+    instance_grid : (X, Y, Z) int32, optional
+        Filled in place: the point's instance id + 1 where a point of a dynamic label gave the voxel
+        its label, 0 elsewhere (:mod:`vlwm.gt.instances`).
+    dynamic_labels : (L,) bool, optional
+        Which labels carry instance ids (:func:`vlwm.gt.instances.dynamic_labels`); by default the ids
+        :data:`vlwm.labels.DYNAMIC_OCC_CLASSES`.
 
     Returns
     -------
@@ -184,23 +195,31 @@ def aggregate_sweeps(sweeps: Sequence[LidarSweep], current: int, frame: GridFram
         raise ValueError(f"aggregate_sweeps: {len(object_poses)} object pose sets for {len(sweeps)} sweeps")
     T_index_world = index_transform(spec, frame)
     sem = np.full(spec.shape, free, np.uint8)
+    track = instance_grid is not None
+    if track:
+        instance_grid[...] = 0
+        if dynamic_labels is None:
+            dynamic_labels = np.isin(np.arange(free + 1), DYNAMIC_OCC_CLASSES)
     here = object_poses[current]
     for s, sw in enumerate(sweeps):
         labels = sw.labels(others, free)
         inst = sw.instances()
         dyn = dynamic_mask(labels, inst, first_dynamic_instance)
+        ids = voxel_instance_ids(inst, labels, dynamic_labels) if track else None        # (N,) int32
         T = T_index_world @ sw.T_world_lidar()
         if s == current:                                     # the frame's own sweep: every point as it is
-            splat_points(sem, sw.points, labels, ranks, T)
+            splat_points(sem, sw.points, labels, ranks, T, instance_grid=instance_grid, instance_ids=ids)
             continue
-        splat_points(sem, sw.points, np.where(dyn, np.uint8(free), labels), ranks, T)   # static points only
+        splat_points(sem, sw.points, np.where(dyn, np.uint8(free), labels), ranks, T,       # static points only
+                     instance_grid=instance_grid, instance_ids=ids)
         for i in np.unique(inst[dyn & (inst >= 0)]):
             i = int(i)
             if i not in here or i not in object_poses[s]:
                 continue
             sel = dyn & (inst == i)
             move = here[i] @ invert_transform(object_poses[s][i])               # world at s -> world now
-            splat_points(sem, sw.points[sel], labels[sel], ranks, T_index_world @ move @ sw.T_world_lidar())
+            splat_points(sem, sw.points[sel], labels[sel], ranks, T_index_world @ move @ sw.T_world_lidar(),
+                         instance_grid=instance_grid, instance_ids=None if ids is None else ids[sel])
     return sem
 
 

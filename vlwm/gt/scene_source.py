@@ -16,8 +16,10 @@ default 1 km city has ~160k triangles; an 80 m aerial grid meets a few thousand)
    ``solid_interiors`` says, so that thin objects are never lost.
 
 Labels are the scene's occupancy labels (``scene.label_map``); voxels where several meet take the
-highest priority (:mod:`vlwm.gt.priority`).  Frames: scene and actors in the local ENU world frame,
-the result in the grid frame of :class:`vlwm.gt.ego_frame.GridFrame`.
+highest priority (:mod:`vlwm.gt.priority`).  Given an ``instance_grid``, voxels of dynamic labels
+also get the instance id (+1, :mod:`vlwm.gt.instances`) of the triangle, solid or actor that gave
+them their label: the scene's per-triangle instances, the actors' ``instance``.  Frames: scene and
+actors in the local ENU world frame, the result in the grid frame of :class:`vlwm.gt.ego_frame.GridFrame`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from vlwm.gt.ego_frame import GridFrame, index_transform
 from vlwm.sim.frames import transform_points
 from vlwm.gt.grid import GridSpec
+from vlwm.gt.instances import dynamic_labels, voxel_instance_ids
 from vlwm.gt.voxelize import fill_solids, voxelize_surfaces
 from vlwm.labels import CityClass
 from vlwm.sim.traffic import Traffic
@@ -115,6 +118,8 @@ class SceneVoxelizer:
         solid_inst = np.isin(scene.instance_semantics, np.asarray(solid_classes, np.uint8))
         self.solid = (inst >= 0) & solid_inst[np.maximum(inst, 0)] if solid_interiors else np.zeros(len(inst), bool)
         self.instance_labels = scene.label_map(scene.instance_semantics)                  # (I,) uint8
+        self.dynamic = dynamic_labels(scene.label_map.names)                              # (L,) bool
+        self.triangle_instances = voxel_instance_ids(inst, self.labels, self.dynamic)     # (F,) int32, 0 = none
         self._build_bins(float(bin_size))
 
     # ------------------------------------------------------------------ per-scene index
@@ -154,8 +159,8 @@ class SceneVoxelizer:
     # ------------------------------------------------------------------ per frame
 
     def semantics(self, frame: GridFrame, spec: GridSpec, ranks: np.ndarray, actors: ActorBoxes | None = None,
-                  free: int | None = None) -> np.ndarray:
-        """The class grid of one frame.
+                  free: int | None = None, instance_grid: np.ndarray | None = None) -> np.ndarray:
+        """The class grid of one frame (and, optionally, its instance grid).
 
         Parameters
         ----------
@@ -169,6 +174,9 @@ class SceneVoxelizer:
             Moving objects at the frame's time.
         free : int, optional
             The free label; the scene's label map's by default.
+        instance_grid : (X, Y, Z) int32, optional
+            Filled in place: simulator instance id + 1 of the object that gave each dynamic voxel its
+            label, 0 elsewhere (:mod:`vlwm.gt.instances`).
 
         Returns
         -------
@@ -176,6 +184,8 @@ class SceneVoxelizer:
         """
         free = self.scene.label_map.free if free is None else free
         sem = np.full(spec.shape, free, np.uint8)
+        if instance_grid is not None:
+            instance_grid[...] = 0
         corners = spec.from_index_space(np.array(np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij")).reshape(3, -1).T
                                         * np.array(spec.shape))
         world = frame.to_world(corners)                                                   # (8, 3) grid corners
@@ -186,15 +196,21 @@ class SceneVoxelizer:
         surface = ids[in_xy & (lo[:, 2] <= w_hi[2]) & (hi[:, 2] >= w_lo[2])]
         solid = ids[in_xy & self.solid[ids]]
         to_index = index_transform(spec, frame)
-        voxelize_surfaces(sem, transform_points(to_index, self.triangles[surface]), self.labels[surface], ranks)
+        track = instance_grid is not None
+        voxelize_surfaces(sem, transform_points(to_index, self.triangles[surface]), self.labels[surface], ranks,
+                          instance_grid=instance_grid, instance_ids=self.triangle_instances[surface] if track else None)
         if len(solid):
             inst, group = np.unique(self.scene.instances[solid], return_inverse=True)
-            fill_solids(sem, transform_points(to_index, self.triangles[solid]), group, self.instance_labels[inst], ranks)
+            labels = self.instance_labels[inst]
+            fill_solids(sem, transform_points(to_index, self.triangles[solid]), group, labels, ranks,
+                        instance_grid=instance_grid,
+                        group_instances=voxel_instance_ids(inst, labels, self.dynamic) if track else None)
         if actors is not None and len(actors):
-            self._voxelize_actors(sem, actors, frame, spec, to_index, ranks)
+            self._voxelize_actors(sem, actors, frame, spec, to_index, ranks, instance_grid)
         return sem
 
-    def _voxelize_actors(self, sem, actors: ActorBoxes, frame: GridFrame, spec: GridSpec, to_index, ranks) -> None:
+    def _voxelize_actors(self, sem, actors: ActorBoxes, frame: GridFrame, spec: GridSpec, to_index, ranks,
+                         instance_grid: np.ndarray | None = None) -> None:
         """Solid oriented boxes: surfaces plus interior, each actor its own solid."""
         reach = np.linalg.norm(np.asarray(actors.size)[:, :2], axis=1) / 2
         centre = frame.to_grid(np.asarray(actors.position, np.float64))                   # (A, 3) bottom centres
@@ -207,6 +223,9 @@ class SceneVoxelizer:
         boxes = ActorBoxes(*(np.asarray(a)[near] for a in actors))
         tri = transform_points(to_index, boxes.triangles().reshape(-1, 3, 3))                       # (A*12, 3, 3)
         labels = self.scene.label_map(boxes.semantic)                                     # (A,) uint8
-        voxelize_surfaces(sem, tri, np.repeat(labels, len(_BOX_FACES)), ranks)
-        fill_solids(sem, tri, np.repeat(np.arange(len(boxes)), len(_BOX_FACES)), labels, ranks)
+        ids = voxel_instance_ids(boxes.instance, labels, self.dynamic) if instance_grid is not None else None
+        voxelize_surfaces(sem, tri, np.repeat(labels, len(_BOX_FACES)), ranks, instance_grid=instance_grid,
+                          instance_ids=None if ids is None else np.repeat(ids, len(_BOX_FACES)))
+        fill_solids(sem, tri, np.repeat(np.arange(len(boxes)), len(_BOX_FACES)), labels, ranks,
+                    instance_grid=instance_grid, group_instances=ids)
 

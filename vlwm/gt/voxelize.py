@@ -21,6 +21,12 @@ unit cube ``[i, i + 1] x [j, j + 1] x [k, k + 1]``.  Each function merges its re
   surface voxels this marks every voxel that meets a convex solid.
 * :func:`splat_points` — each point marks the voxel that contains it.
 
+**Instances.**  Each function optionally fills an ``(X, Y, Z) int32`` instance grid beside the class
+grid (``instance_grid``, with one id per triangle, solid or point; 0 = none): a voxel takes the id of
+whatever gave it its class.  The class rule is untouched; among several things of the winning class
+in one voxel (two cars' boxes brushing) the smallest positive id wins, so the instance grid does
+not depend on the order of calls either.
+
 Kernels are numba-compiled; ``backend="numpy"`` runs the slow, obviously-correct references the
 tests compare them with.
 """
@@ -45,7 +51,8 @@ def _check(backend: str) -> None:
 
 
 def voxelize_surfaces(sem: np.ndarray, triangles: np.ndarray, labels: np.ndarray, ranks: np.ndarray,
-                      backend: str = "numba") -> None:
+                      backend: str = "numba", instance_grid: np.ndarray | None = None,
+                      instance_ids: np.ndarray | None = None) -> None:
     """Mark every voxel that a triangle meets, in place.
 
     Parameters
@@ -59,21 +66,26 @@ def voxelize_surfaces(sem: np.ndarray, triangles: np.ndarray, labels: np.ndarray
     ranks : (L,) uint8
         Priority rank of each label (:func:`vlwm.gt.priority.priority_ranks`).
     backend : {'numba', 'numpy'}
+    instance_grid : (X, Y, Z) int32, optional
+        Instance grid, updated in place with the id of the triangle that gave each voxel its class.
+    instance_ids : (F,) int, optional
+        Instance id of each triangle (0 = none); needed with ``instance_grid``.
     """
     _check(backend)
     tri = np.ascontiguousarray(triangles, np.float64).reshape(-1, 3, 3)
     labels = np.ascontiguousarray(labels, np.uint8)
+    grid, ids, track = _instance_args(sem, instance_grid, instance_ids, len(tri))
     if backend == "numba":
-        _surface_kernel(sem, tri, labels, np.ascontiguousarray(ranks, np.uint8))
+        _surface_kernel(sem, tri, labels, np.ascontiguousarray(ranks, np.uint8), grid, ids, track)
     else:
-        for t, lab in zip(tri, labels):
+        for t, lab, iid in zip(tri, labels, ids):
             lo = np.maximum(np.ceil(t.min(0)) - 1, 0).astype(int)
             hi = np.minimum(np.floor(t.max(0)), np.array(sem.shape) - 1).astype(int)
             if np.any(lo > hi):
                 continue
-            grid = np.stack(np.meshgrid(*[np.arange(a, b + 1) for a, b in zip(lo, hi)], indexing="ij"), -1)
-            hit = triangle_box_overlap(t, grid.reshape(-1, 3) + 0.5, 0.5)
-            _merge(sem, grid.reshape(-1, 3)[hit], lab, ranks)
+            cube = np.stack(np.meshgrid(*[np.arange(a, b + 1) for a, b in zip(lo, hi)], indexing="ij"), -1)
+            hit = triangle_box_overlap(t, cube.reshape(-1, 3) + 0.5, 0.5)
+            _merge(sem, cube.reshape(-1, 3)[hit], lab, ranks, instance_grid, iid)
 
 
 def triangle_box_overlap(tri: np.ndarray, centres: np.ndarray, half: float) -> np.ndarray:
@@ -119,7 +131,22 @@ def _clip(src, n, axis, value, keep_above, dst):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _surface_kernel(sem, tri, labels, ranks):  # pragma: no cover - compiled
+def _put(sem, inst, i, j, k, lab, rank, iid, ranks, track):  # pragma: no cover - compiled
+    """One voxel's merge: the label by priority and, when ``track``, the instance of the winner
+    (among equal labels the smallest positive id)."""
+    held = ranks[sem[i, j, k]]
+    if rank > held:
+        sem[i, j, k] = lab
+        if track:
+            inst[i, j, k] = iid
+    elif track and rank == held and rank > 0 and iid > 0:
+        cur = inst[i, j, k]
+        if cur == 0 or iid < cur:
+            inst[i, j, k] = iid
+
+
+@numba.njit(cache=True, nogil=True)
+def _surface_kernel(sem, tri, labels, ranks, inst, ids, track):  # pragma: no cover - compiled
     """:func:`voxelize_surfaces`: per triangle, clip to each x slab, then each y slab, mark the z range."""
     nx, ny, nz = sem.shape
     a = np.empty((MAX_POLYGON, 3))
@@ -158,15 +185,15 @@ def _surface_kernel(sem, tri, labels, ranks):  # pragma: no cover - compiled
                     zlo, zhi = min(zlo, c[v, 2]), max(zhi, c[v, 2])
                 k0, k1 = max(int(np.ceil(zlo)) - 1, 0), min(int(np.floor(zhi)), nz - 1)
                 for k in range(k0, k1 + 1):
-                    if rank > ranks[sem[i, j, k]]:
-                        sem[i, j, k] = lab
+                    _put(sem, inst, i, j, k, lab, rank, ids[f], ranks, track)
 
 
 # ------------------------------------------------------------------------------ solid interiors
 
 
 def fill_solids(sem: np.ndarray, triangles: np.ndarray, groups: np.ndarray, group_labels: np.ndarray,
-                ranks: np.ndarray, backend: str = "numba") -> None:
+                ranks: np.ndarray, backend: str = "numba", instance_grid: np.ndarray | None = None,
+                group_instances: np.ndarray | None = None) -> None:
     """Fill the interiors of solids, in place: per solid and voxel column, the voxels whose centres lie
     between the lowest and highest crossing of the column's centre line with the solid's triangles.
 
@@ -183,15 +210,21 @@ def fill_solids(sem: np.ndarray, triangles: np.ndarray, groups: np.ndarray, grou
     ranks : (L,) uint8
         Priority rank of each label.
     backend : {'numba', 'numpy'}
+    instance_grid : (X, Y, Z) int32, optional
+        Instance grid, updated in place with the id of the solid that gave each voxel its class.
+    group_instances : (G,) int, optional
+        Instance id of each solid (0 = none); needed with ``instance_grid``.
     """
     _check(backend)
     tri = np.ascontiguousarray(triangles, np.float64).reshape(-1, 3, 3)
     groups = np.asarray(groups, np.int64)
     group_labels = np.ascontiguousarray(group_labels, np.uint8)
+    grid, ids, track = _instance_args(sem, instance_grid, group_instances, len(group_labels))
     if backend == "numba":
         order = np.argsort(groups, kind="stable")
         starts = np.searchsorted(groups[order], np.arange(len(group_labels) + 1))
-        _fill_kernel(sem, np.ascontiguousarray(tri[order]), starts, group_labels, np.ascontiguousarray(ranks, np.uint8))
+        _fill_kernel(sem, np.ascontiguousarray(tri[order]), starts, group_labels, np.ascontiguousarray(ranks, np.uint8),
+                     grid, ids, track)
         return
     nx, ny, nz = sem.shape
     px, py = np.meshgrid(np.arange(nx) + 0.5, np.arange(ny) + 0.5, indexing="ij")       # (X, Y) centre lines
@@ -209,11 +242,11 @@ def fill_solids(sem: np.ndarray, triangles: np.ndarray, groups: np.ndarray, grou
             z = np.where(inside, wa * a[2] + wb * b[2] + wc * c[2], np.nan)
             zlo, zhi = np.fmin(zlo, z), np.fmax(zhi, z)
         filled = (centres >= zlo[..., None]) & (centres <= zhi[..., None])              # (X, Y, Z)
-        _merge(sem, np.argwhere(filled), lab, ranks)
+        _merge(sem, np.argwhere(filled), lab, ranks, instance_grid, ids[g])
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill_kernel(sem, tri, starts, group_labels, ranks):  # pragma: no cover - compiled
+def _fill_kernel(sem, tri, starts, group_labels, ranks, inst, ids, track):  # pragma: no cover - compiled
     """:func:`fill_solids` on triangles sorted by solid (``tri[starts[g]:starts[g + 1]]``)."""
     nx, ny, nz = sem.shape
     zlo = np.empty((nx, ny))
@@ -259,15 +292,15 @@ def _fill_kernel(sem, tri, starts, group_labels, ranks):  # pragma: no cover - c
             k0 = max(int(np.ceil(zlo[i, j] - 0.5)), 0)
             k1 = min(int(np.floor(zhi[i, j] - 0.5)), nz - 1)
             for k in range(k0, k1 + 1):
-                if rank > ranks[sem[i, j, k]]:
-                    sem[i, j, k] = lab
+                _put(sem, inst, i, j, k, lab, rank, ids[g], ranks, track)
 
 
 # ------------------------------------------------------------------------------ points
 
 
 def splat_points(sem: np.ndarray, points: np.ndarray, labels: np.ndarray, ranks: np.ndarray,
-                 T_index: np.ndarray | None = None, backend: str = "numba") -> None:
+                 T_index: np.ndarray | None = None, backend: str = "numba", instance_grid: np.ndarray | None = None,
+                 instance_ids: np.ndarray | None = None) -> None:
     """Mark the voxel containing each point, in place.
 
     Parameters
@@ -284,22 +317,28 @@ def splat_points(sem: np.ndarray, points: np.ndarray, labels: np.ndarray, ranks:
     T_index : (4, 4) float, optional
         Affine map from the points' frame to index space (identity when omitted).
     backend : {'numba', 'numpy'}
+    instance_grid : (X, Y, Z) int32, optional
+        Instance grid, updated in place with the id of the point that gave each voxel its class.
+    instance_ids : (n,) int, optional
+        Instance id of each point (0 = none); needed with ``instance_grid``.
     """
     _check(backend)
     pts = np.ascontiguousarray(np.asarray(points)[:, :3])
     labels = np.ascontiguousarray(labels, np.uint8)
     T = np.eye(4) if T_index is None else np.ascontiguousarray(T_index, np.float64)
+    grid, ids, track = _instance_args(sem, instance_grid, instance_ids, len(pts))
     if backend == "numba":
-        _splat_kernel(sem, T, pts, labels, np.ascontiguousarray(ranks, np.uint8))
+        _splat_kernel(sem, T, pts, labels, np.ascontiguousarray(ranks, np.uint8), grid, ids, track)
         return
     idx = np.floor(pts.astype(np.float64) @ T[:3, :3].T + T[:3, 3]).astype(np.int64)
     ok = np.all((idx >= 0) & (idx < np.array(sem.shape)), axis=1)
-    for lab in np.unique(labels[ok]):
-        _merge(sem, idx[ok & (labels == lab)], lab, ranks)
+    pairs = np.unique(np.stack([labels[ok].astype(np.int64), ids[ok].astype(np.int64)], axis=1), axis=0)
+    for lab, iid in pairs:                      # one (label, instance) at a time: no clashing duplicates
+        _merge(sem, idx[ok & (labels == lab) & (ids == iid)], lab, ranks, instance_grid, iid)
 
 
 @numba.njit(cache=True, nogil=True)
-def _splat_kernel(sem, T, points, labels, ranks):  # pragma: no cover - compiled
+def _splat_kernel(sem, T, points, labels, ranks, inst, ids, track):  # pragma: no cover - compiled
     nx, ny, nz = sem.shape
     for p in range(points.shape[0]):
         rank = ranks[labels[p]]
@@ -311,15 +350,36 @@ def _splat_kernel(sem, T, points, labels, ranks):  # pragma: no cover - compiled
         z = np.floor(T[2, 0] * px + T[2, 1] * py + T[2, 2] * pz + T[2, 3])
         if x < 0 or y < 0 or z < 0 or x >= nx or y >= ny or z >= nz:
             continue
-        i, j, k = int(x), int(y), int(z)
-        if rank > ranks[sem[i, j, k]]:
-            sem[i, j, k] = labels[p]
+        _put(sem, inst, int(x), int(y), int(z), labels[p], rank, ids[p], ranks, track)
 
 
-def _merge(sem: np.ndarray, index: np.ndarray, label: int, ranks: np.ndarray) -> None:
-    """Give the voxels ``index`` (m, 3) the ``label`` where it outranks what they hold (numpy)."""
+def _instance_args(sem: np.ndarray, grid: np.ndarray | None, ids: np.ndarray | None,
+                   n: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The kernels' (instance grid, (n,) int32 ids, track) arguments: a 1-voxel dummy grid and zero
+    ids when no instance grid is asked for."""
+    if grid is None:
+        return np.zeros((1, 1, 1), np.int32), np.zeros(n, np.int32), False
+    if grid.shape != sem.shape or grid.dtype != np.int32:
+        raise ValueError(f"instance grid must be int32 of the class grid's shape {sem.shape}, "
+                         f"got {grid.dtype} {grid.shape}")
+    if ids is None or len(ids) != n:
+        raise ValueError(f"an instance grid needs one instance id per item: {n} items, "
+                         f"{None if ids is None else len(ids)} ids")
+    return grid, np.ascontiguousarray(ids, np.int32), True
+
+
+def _merge(sem: np.ndarray, index: np.ndarray, label: int, ranks: np.ndarray, inst: np.ndarray | None = None,
+           iid: int = 0) -> None:
+    """Give the voxels ``index`` (m, 3) the ``label`` where it outranks what they hold, and the
+    instance ``iid`` to ``inst`` as :func:`_put` does (numpy; ``index`` rows unique)."""
     if not len(index):
         return
     i, j, k = np.asarray(index, np.int64).T
     cur = sem[i, j, k]
-    sem[i, j, k] = np.where(ranks[label] > ranks[cur], np.uint8(label), cur)
+    rank = ranks[label]
+    win = rank > ranks[cur]
+    sem[i, j, k] = np.where(win, np.uint8(label), cur)
+    if inst is not None:
+        held = inst[i, j, k]
+        tie = ~win & (rank == ranks[cur]) & (rank > 0) & (iid > 0) & ((held == 0) | (iid < held))
+        inst[i, j, k] = np.where(win | tie, np.int32(iid), held)
