@@ -76,6 +76,9 @@ class VAEConfig:
     """Weight of the codebook term of the (legacy-form) VQ loss."""
     dropout: float = 0.0
     """Dropout inside the ResNet blocks (0 in every official config)."""
+    restart_dead_codes: int = 0
+    """Training option: restart a code after this many training steps without use (0 = never, as
+    officially); see :mod:`vlwm.models.quantizer`."""
     attention: AttentionBackend = "sdpa"
     """Execution option: attention kernel of the attention blocks."""
     use_checkpoint: bool = False
@@ -107,6 +110,8 @@ class VAEConfig:
             raise ValueError(f"VAEConfig.ch_mult must be non-empty positive ints, got {self.ch_mult}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"VAEConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.restart_dead_codes < 0:
+            raise ValueError(f"VAEConfig.restart_dead_codes must be >= 0 steps, got {self.restart_dead_codes}")
         _check_backend(self.attention, "VAEConfig")
 
 

@@ -180,7 +180,8 @@ class VAERes2D(nn.Module):
         self.encoder = Encoder2D(cfg)
         self.decoder = Decoder2D(cfg)
         self.class_embeds = nn.Embedding(cfg.num_classes, cfg.expansion)
-        self.vqvae = VectorQuantizer(cfg.codebook_size, cfg.code_dim, cfg.z_channels, cfg.beta)
+        self.vqvae = VectorQuantizer(cfg.codebook_size, cfg.code_dim, cfg.z_channels, cfg.beta,
+                                     cfg.restart_dead_codes)
 
     # ---- the three stages -----------------------------------------------------------------
 

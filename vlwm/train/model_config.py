@@ -53,6 +53,9 @@ class VQConfig:
     weights do not fit)."""
     beta: float = 1.0
     """Codebook-term weight of the VQ loss."""
+    restart_dead_codes: int = 0
+    """Restart a code after this many training steps without use; 0 = never (official).  Small
+    tokenizers on little data collapse to a few codes without it (config/demo_vqvae.py uses it)."""
 
 
 @dataclass
@@ -99,6 +102,7 @@ class VQVAEModelConfig:
                         ch_mult=tuple(enc.ch_mult), num_res_blocks=enc.num_res_blocks, attn_resolutions=attn,
                         resolution=nx, z_channels=enc.z_channels, codebook_size=self.vq.num_embeddings,
                         code_dim=self.vq.embedding_dim, beta=self.vq.beta, dropout=enc.dropout,
+                        restart_dead_codes=self.vq.restart_dead_codes,
                         attention=self.attention, use_checkpoint=self.use_checkpoint,
                         channels_last=self.channels_last)
         _validate(cfg, "model")
