@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,3 +43,27 @@ def test_visualize_script_writes_playable_mp4(tiny_run, tmp_path):
         frames = iio.imread(mp4)                                     # (T, H, W, 3)
         assert frames.ndim == 4 and frames.shape[0] == 4 and frames.shape[-1] == 3   # 2 history + 2 future
         assert (out / f"window_{i:05d}.gif").exists() and list((out / f"window_{i:05d}").glob("*.png"))
+
+
+def test_front_camera_shown_when_the_recordings_have_images(tiny_run, tmp_path):
+    import imageio.v3 as iio
+
+    from vlwm.train.config import load_config
+    from vlwm.viz.forecast_run import visualize
+
+    _, ckpt = tiny_run
+    helpers = _EVAL._data_helpers()
+    videos = {}
+    for with_images in (True, False):
+        root = tmp_path / f"data_{with_images}"
+        helpers.write_sequence(root, "drone_a", n=30, agent="drone", turn_rate=0.1, images=with_images)
+        helpers.write_sequence(root, "rover_a", n=30, agent="rover", speed=1.0, images=with_images)
+        cfg, _ = load_config(REPO / "config" / "tiny_occworld.py", {"data_root": str(root), "frame_skip": 6})
+        for mode in (None, False):              # auto, off
+            f = visualize(cfg, ckpt, tmp_path / f"vis_{with_images}_{mode}", [0], gif=False, pngs=False)[0] \
+                if mode is None else visualize(cfg, ckpt, tmp_path / f"vis_{with_images}_{mode}", [0], images=False,
+                                               gif=False, pngs=False)[0]
+            videos[with_images, mode] = iio.imread(f.mp4)
+    assert videos[True, False].shape == videos[False, False].shape
+    assert videos[True, None].shape[2] > videos[True, False].shape[2]    # auto adds the recorded camera
+    assert np.array_equal(videos[False, None], videos[False, False])      # no images: auto = off, no error

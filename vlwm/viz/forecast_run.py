@@ -2,13 +2,14 @@
 
 For each window: the autoregressive rollout (:func:`vlwm.eval.run.rollout_batch`), the true and
 predicted ego trajectories (grid frame of the last history frame) and, when the dataset provides
-images, the front camera → :func:`vlwm.viz.forecast.write_window_video` (MP4 + GIF + PNG frames)
+images (by default whenever the recordings have them), the front camera → :func:`vlwm.viz.forecast.write_window_video` (MP4 + GIF + PNG frames)
 as ``<output-dir>/window_<index>.mp4``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +25,8 @@ from vlwm.train.config import ConfigError, TrainConfig, load_config
 from vlwm.viz.forecast import write_window_video
 from vlwm.viz.video import VideoFiles
 
+log = logging.getLogger(__name__)
+
 FRONT_CAMERA = "CAM_FRONT"
 """The camera shown in the videos when the dataset loads images."""
 
@@ -37,11 +40,28 @@ def _front_images(sample: dict) -> list[np.ndarray | None] | None:
 
 
 def visualize(cfg: TrainConfig, checkpoint: str | Path, output_dir: str | Path, indices: Sequence[int] | None = None,
-              split: str = "val", images: bool = False, gif: bool = True, pngs: bool = True) -> list[VideoFiles]:
-    """Write one video per window ``indices`` of ``split`` (default: the first window)."""
+              split: str = "val", images: bool | None = None, gif: bool = True, pngs: bool = True) -> list[VideoFiles]:
+    """Write one video per window ``indices`` of ``split`` (default: the first window).
+
+    ``images`` None shows the front camera when the recordings have camera images, True requires
+    them, False leaves them out.
+    """
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, _ = load_world_model(cfg, checkpoint, device)
-    dataset = eval_dataset(cfg, split, images=images)
+    if images is None:                  # the camera only where every window has its images
+        dataset = eval_dataset(cfg, split, images=False)
+        try:
+            with_images = eval_dataset(cfg, split, images=True)
+        except (FileNotFoundError, ValueError, ConfigError) as err:
+            log.info("videos without camera images: %s", err)
+        else:
+            if len(with_images) == len(dataset):
+                dataset = with_images
+            else:
+                log.info("videos without camera images: %d of %d windows lack them",
+                         len(dataset) - len(with_images), len(dataset))
+    else:
+        dataset = eval_dataset(cfg, split, images=images)
     indices = list(indices) if indices else [0]
     bad = [i for i in indices if not 0 <= i < len(dataset)]
     if bad:
@@ -70,7 +90,8 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="visualizations", help="where the videos go")
     p.add_argument("--scene-idx", type=int, nargs="+", help="window indices of the split (default: 0)")
     p.add_argument("--split", choices=("train", "val", "test"), default="val")
-    p.add_argument("--images", action="store_true", help="load camera images and show the front camera")
+    p.add_argument("--images", action=argparse.BooleanOptionalAction, default=None,
+                   help="show the front camera (default: when the recordings have camera images)")
     p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE", help="override config keys")
     p.add_argument("--device", help="cpu, cuda … (default: the config's, else CUDA when available)")
     return p
