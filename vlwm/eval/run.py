@@ -219,7 +219,8 @@ def evaluate(cfg: TrainConfig, checkpoint: str | Path, work_dir: str | Path, spl
             gt = frames[b, :, :3] + np.array([0, 0, 1.0]) * np.asarray(batch["ego_height"][b, t_h:, None], np.float64)
             coll = occupancy_collisions(pred_poses[b], gt, frames[b], target[b].numpy(), grid,
                                         collision_config(groups[b]))
-            valid = np.asarray(batch["rel_poses_valid"][b, t_h - 1:t_h - 1 + t_f], bool)
+            valid = np.asarray(batch["rel_poses_valid"][b, t_h - 1:t_h - 1 + t_f], bool).copy()
+            valid[0] = False        # the motion to the first future frame is a model input: no prediction there
             plan.update(pred_poses[b][None, :, :3], gt[None], valid=valid[None], collision=coll.counted[None],
                         group=groups[b])
     results = {"split": split, "mask": mask, "checkpoint": str(checkpoint), "num_windows": n,
