@@ -128,3 +128,13 @@ def test_manifest_free_folder_without_agent_prefix(tmp_path, synth):
     rec = validate_sequence(seq, synth.config())
     assert rec.agent_type is None and any("agent type unknown" in i.reason for i in rec.issues)
     assert rec.usable.all()   # the frames themselves are fine; 'both' still uses them
+
+
+def test_time_block_split_warned_once_per_process(tmp_path, synth, caplog):
+    synth.write(tmp_path, "drone_a", 20)
+    synth.write(tmp_path, "rover_a", 20, agent="rover")
+    with caplog.at_level(logging.WARNING, logger="vlwm.data"):
+        for split in ("train", "val", "test", "train"):
+            GazeboOccWorldDataset(tmp_path, synth.config(split=split))
+    warned = [r.message for r in caplog.records if "split into contiguous time blocks" in r.message]
+    assert len(warned) == 1 and "drone_a" in warned[0] and "rover_a" in warned[0]

@@ -146,6 +146,10 @@ class WindowDataset(Dataset, abc.ABC):
         raise RuntimeError(f"{type(self).__name__}: no window could be read ({len(self._bad)} unreadable frames)")
 
 
+_TIME_SPLIT_WARNED: set[tuple[str, tuple[str, ...]]] = set()
+"""(data root, sequences) already warned about the time-block split in this process."""
+
+
 class GazeboOccWorldDataset(WindowDataset):
     """Samples of recorded sequences under ``data_root`` (see the module docstring).
 
@@ -170,7 +174,8 @@ class GazeboOccWorldDataset(WindowDataset):
         chosen = [p for p in paths if config.agent_type in ("both", agents[p.name])
                   and self.split_of[p.name] in (config.split, TIME_SPLIT)]
         timed = [p.name for p in chosen if self.split_of[p.name] == TIME_SPLIT]
-        if timed:
+        if timed and (key := (str(self.data_root.resolve()), tuple(timed))) not in _TIME_SPLIT_WARNED:
+            _TIME_SPLIT_WARNED.add(key)             # once per process: every split builds a dataset
             log.warning("too few sequences to split by sequence: %s split into contiguous time blocks "
                         "(train %.0f%% / val %.0f%% / test %.0f%% of their frames); neighbouring blocks are "
                         "correlated — record more sequences for a clean split", ", ".join(timed),
