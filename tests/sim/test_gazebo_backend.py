@@ -361,3 +361,19 @@ def test_session_starts_every_process_and_leaves_none_behind(tmp_path, fake_stac
     assert {"gz.log", "sitl_drone_0.log", "sitl_drone_1.log", "sitl_rover_0.log", "bridge.log", "bag.log",
             "tf_rover_0_lidar.log"} <= {p.name for p in (session / "logs").iterdir()}
     assert "vlwm import-bag" in run.stdout and "--topics /vlwm/rover_0/odometry" in run.stdout
+
+
+def test_follow_up_commands_import_each_vehicle_then_voxelise_the_scene_gazebo_ran(city, tmp_path, fake_stack):
+    from vlwm.cli import build_parser
+
+    plan = make_plan(city, tmp_path, fake_stack)
+    imports, gts = plan.import_commands(), plan.gt_commands()
+    assert len(imports) == len(gts) == 3
+    parser = build_parser()
+    for imp, gt in zip(imports, gts):
+        a = parser.parse_args(list(imp[1:]))
+        g = parser.parse_args(list(gt[1:]))
+        assert g.input == [a.out] and g.source == "scene" and g.scene == "city.npz"
+    described = "\n".join(plan.describe())
+    assert "vlwm gt --input" in described and "--source scene --scene city.npz" in described
+    assert plan.to_json()["gt_commands"] == [list(c) for c in gts]

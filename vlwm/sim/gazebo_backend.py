@@ -184,6 +184,18 @@ class LaunchPlan:
                  str(self.session_dir.parent / f"{v.vehicle_id}_{stamp}"), "--agent", v.kind,
                  "--topics", *[t.topic for t in vehicle_topics(v.vehicle_id, v.rig)]) for v in self.vehicles]
 
+    def gt_commands(self) -> list[tuple[str, ...]]:
+        """``vlwm gt`` per imported recording: exact semantic occupancy from the scene Gazebo ran.
+
+        The Gazebo lidar carries no labels, so ``--source lidar`` would give geometry only; the
+        world is our exported scene in the same local frame as the odometry, so the scene source
+        applies (static city only: Gazebo runs no traffic).
+        """
+        stamp = self.session_dir.name.removeprefix("gazebo_")
+        scene = self.scene_ref.split(" (", 1)[0]
+        return [("vlwm", "gt", "--input", str(self.session_dir.parent / f"{v.vehicle_id}_{stamp}"),
+                 "--source", "scene", "--scene", scene) for v in self.vehicles]
+
     def files(self) -> list[tuple[Path, str]]:
         """(path, what) of every file or folder the session writes."""
         out = [(self.world_file, f"SDF world: scene as model '{CITY_MODEL}' + {len(self.vehicles)} vehicle includes"),
@@ -218,8 +230,10 @@ class LaunchPlan:
         lines.append("commands:")
         lines += [f"  [{p.name}] {p.shell()}  > {p.log}" for p in self.processes]
         if c.record:
-            lines.append("afterwards, one recording per vehicle (then generate_occupancy_gt.py --source lidar):")
+            lines.append("afterwards, one recording per vehicle:")
             lines += [f"  {shlex.join(cmd)}" for cmd in self.import_commands()]
+            lines.append("and its semantic occupancy from the scene Gazebo ran:")
+            lines += [f"  {shlex.join(cmd)}" for cmd in self.gt_commands()]
         return lines
 
     def to_json(self) -> dict:
@@ -236,7 +250,8 @@ class LaunchPlan:
                               "sensors": _calibration(v), "gazebo_sensors": GAZEBO_SENSOR_NOTE}
                              for v in self.vehicles],
                 "processes": [{"name": p.name, "argv": list(p.argv), "cwd": str(p.cwd)} for p in self.processes],
-                "import_commands": [list(cmd) for cmd in self.import_commands()] if self.config.record else []}
+                "import_commands": [list(cmd) for cmd in self.import_commands()] if self.config.record else [],
+                "gt_commands": [list(cmd) for cmd in self.gt_commands()] if self.config.record else []}
 
 
 GAZEBO_SENSOR_NOTE = ("T_body_sensor as in the built-in backend (body frame = vlwm_sensors link); gpu_lidar "
@@ -515,7 +530,7 @@ def cmd_gazebo(args, missing_hint: str, log: Callable[[str], None] = print) -> i
     where = f"; bag: {plan.bag_dir}" if config.record else ""
     log(f"sim-server: {'complete' if status == 0 else 'failed'} after {time.perf_counter() - t0:.1f} s{where}")
     if config.record:
-        log("sim-server: convert it into one recording per vehicle with:")
-        for cmd in plan.import_commands():
+        log("sim-server: convert it into one recording per vehicle, then its occupancy, with:")
+        for cmd in (*plan.import_commands(), *plan.gt_commands()):
             log(f"  {shlex.join(cmd)}")
     return status
