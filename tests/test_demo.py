@@ -32,3 +32,9 @@ def test_demo_end_to_end_then_reuse(tmp_path, capsys):
     assert run_demo(out, seed=0, size=300.0, duration=15.0, workers=1, vqvae_epochs=1, wm_epochs=1) == report
     assert "reusing" in capsys.readouterr().out
     assert (out / "train" / "world_model" / "latest.pth").stat().st_mtime == stamp
+
+    # the same folder with another city is refused before anything is overwritten
+    import pytest
+    with pytest.raises(ValueError, match="seed 0 -> 1"):
+        run_demo(out, seed=1, size=300.0, duration=15.0, workers=1, vqvae_epochs=1, wm_epochs=1)
+    assert (out / "train" / "world_model" / "latest.pth").stat().st_mtime == stamp

@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo", help="output folder")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--size", type=float, default=1000.0, help="city side, metres")
-    d.add_argument("--duration", type=float, default=60.0, help="seconds recorded per vehicle")
+    d.add_argument("--duration", type=float, default=150.0, help="seconds recorded per vehicle")
     d.add_argument("--workers", type=int, default=2, help="parallel recording processes")
     d.set_defaults(func=cmd_demo)
     return p

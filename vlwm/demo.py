@@ -119,11 +119,26 @@ def _data_stats(cfg, data_root: Path) -> dict:
     return stats
 
 
+def check_params(out: Path, params: dict) -> None:
+    """Record the parameters the demo's data depend on in ``<out>/demo_params.json``; refuse to
+    reuse a folder made with other ones (its stages would silently mix two cities)."""
+    path = out / "demo_params.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = {k: (old.get(k), v) for k, v in params.items() if old.get(k) != v}
+        if diff:
+            said = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items())
+            raise ValueError(f"{out} holds a demo made with other settings ({said}; see {path}): "
+                             "pass another --out, or delete the folder to start again")
+    else:
+        path.write_text(json.dumps(params, indent=2))
+
+
 def _fmt(v) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-def run_demo(out: Path | str = Path("out/demo"), seed: int = 0, size: float = 1000.0, duration: float = 60.0,
+def run_demo(out: Path | str = Path("out/demo"), seed: int = 0, size: float = 1000.0, duration: float = 150.0,
              workers: int = 2, vqvae_epochs: int | None = None, wm_epochs: int | None = None,
              max_windows: int | None = None) -> Path:
     """Run (or resume) the demo under ``out``; returns the path of ``REPORT.md``.
@@ -144,6 +159,7 @@ def run_demo(out: Path | str = Path("out/demo"), seed: int = 0, size: float = 10
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    check_params(out, {"seed": seed, "size": float(size), "duration": float(duration)})
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -271,6 +287,38 @@ def beats_copy_last(results: dict, horizon: str = "1s") -> tuple[bool | None, fl
     return m > c, m, c
 
 
+def caveats(results: dict, horizon: str = "1s") -> str:
+    """Where the model does not beat copy-last after all: geometric IoU, agent types (a sentence, or "")."""
+    model, copy = results["model"]["occupancy"], results["baselines"]["copy_last"]["occupancy"]
+    notes = []
+    mi, ci = model["iou_at"].get(horizon), copy["iou_at"].get(horizon)
+    if mi is not None and ci is not None and mi <= ci:
+        notes.append(f"geometric IoU at {horizon} is not better ({mi:.2f} vs {ci:.2f})")
+    for g, occ in sorted(model.get("groups", {}).items()):
+        m, c = occ["miou_at"].get(horizon), copy.get("groups", {}).get(g, {}).get("miou_at", {}).get(horizon)
+        if m is not None and c is not None and m <= c:
+            notes.append(f"on the {g} windows copy-last is better (mIoU {m:.2f} vs {c:.2f})")
+    return (" But " + "; ".join(notes) + ".") if notes else ""
+
+
+def group_table(results: dict, horizon: str = "1s") -> list[str]:
+    """Markdown rows: mIoU / IoU at ``horizon`` per agent type (drone, rover) for the model and baselines."""
+    entries = {"model": results["model"], **results["baselines"]}
+    groups = sorted({g for e in entries.values() for g in e["occupancy"].get("groups", {})})
+    if not groups:
+        return []
+    head = "| method | " + " | ".join(f"{g} mIoU {horizon} | {g} IoU {horizon}" for g in groups) + " |"
+    rows = ["Per agent type (the same windows, split by the recording vehicle):", "", head,
+            "|---|" + "---|---|" * len(groups)]
+    for name, e in entries.items():
+        cells = []
+        for g in groups:
+            occ = e["occupancy"]["groups"].get(g, {})
+            cells += [_fmt((occ.get("miou_at") or {}).get(horizon)), _fmt((occ.get("iou_at") or {}).get(horizon))]
+        rows.append(f"| {name} | " + " | ".join(c if c == "–" else f"{float(c):.2f}" for c in cells) + " |")
+    return rows
+
+
 def write_report(out: Path, results: dict, stats: dict, curves: dict, videos: list, info: dict,
                  timings: dict, frames: int, params: dict, grid) -> Path:
     from vlwm.eval.run import markdown_table
@@ -283,7 +331,7 @@ def write_report(out: Path, results: dict, stats: dict, curves: dict, videos: li
         verdict = ("**The 1 s horizon could not be measured** on the held-out data (mIoU at 1 s: model "
                    f"{_fmt(m1)}, copy-last {_fmt(c1)}).")
     elif beat:
-        verdict = f"**The tiny world model beats copy-last at 1 s**: mIoU {m1:.3f} vs {c1:.3f}."
+        verdict = f"**The tiny world model beats copy-last at 1 s**: mIoU {m1:.3f} vs {c1:.3f}." + caveats(results)
     else:
         verdict = (f"**The tiny world model does NOT beat copy-last at 1 s on the held-out data**: mIoU "
                    f"{m1:.3f} vs copy-last {c1:.3f}. A few CPU epochs on two short recordings are far too "
@@ -316,6 +364,7 @@ def write_report(out: Path, results: dict, stats: dict, curves: dict, videos: li
         "## Metrics: model vs baselines (held-out)", "",
         verdict, "",
         markdown_table(results), "",
+        *group_table(results), "",
         "## Loss curves", "",
         *[f"![{k}]({rel(p)})" for k, p in curves.items() if p is not None], "",
         "## Videos", "",
