@@ -107,16 +107,18 @@ def test_nested_zips_are_extracted_with_layer_and_mesh_filters(tmp_path):
     archive = _nested_archive(tmp_path / "n.zip")
     dest = tmp_path / "all"
     assert _rel(extract_plateau(archive, dest), dest) == [
-        "udx/bldg/53394525_appearance/hnap0001.jpg", "udx/bldg/53394525_bldg_6697_op.gml",
+        "udx/bldg/53394525_bldg_6697_op.gml",
         "udx/bldg/53394526_bldg_6697_op.gml", "udx/bldg/53394611_bldg_6697_op.gml",
         "udx/dem/533945_dem_6697_op.gml", "udx/tran/53394601_tran_6697_op.gml"]
     assert (dest / "udx/bldg/53394525_bldg_6697_op.gml").read_text() == "b25"
     assert not (dest / SCRATCH_DIRNAME).exists() and not list(dest.rglob("*.zip"))
 
     sub = tmp_path / "sub"       # 3rd-level subset: its tiles, its texture folder, the 2nd-level DEM containing it
-    assert _rel(extract_plateau(archive, sub, meshes=["53394525"]), sub) == [
+    assert _rel(extract_plateau(archive, sub, meshes=["53394525"], textures=True), sub) == [
         "udx/bldg/53394525_appearance/hnap0001.jpg", "udx/bldg/53394525_bldg_6697_op.gml",
         "udx/dem/533945_dem_6697_op.gml"]
+    assert _rel(extract_plateau(archive, tmp_path / "notex", meshes=["53394525"]), tmp_path / "notex") == [
+        "udx/bldg/53394525_bldg_6697_op.gml", "udx/dem/533945_dem_6697_op.gml"]     # textures off by default
     only = tmp_path / "only"
     assert _rel(extract_plateau(archive, only, layers=["tran"], meshes=["533946"]), only) == [
         "udx/tran/53394601_tran_6697_op.gml"]
@@ -206,7 +208,7 @@ def test_first_download_is_locked_then_verified_and_a_changed_file_is_refused(pi
     archive = root / PLATEAU_RELDIR / "downloads" / ZIP_NAME
     entry = DownloadLock.at(root).get(archive)
     assert entry is not None and entry.sha256 == hashlib.sha256(body).hexdigest() and entry.size == len(body)
-    assert len(files) == 6
+    assert len(files) == 5                               # the texture folder is skipped by default
 
     st.requests.clear()                                  # present and verified: no request, same files
     assert sorted(download_plateau(root, policy=FAST, progress=False)) == sorted(files)

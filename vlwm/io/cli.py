@@ -54,6 +54,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CityGML zip(s) already on disk: no download")
     p.add_argument("--plateau-mesh", nargs="+", default=[], metavar="CODE",
                    help="keep only files of these mesh-code prefixes (e.g. 533945 53394525)")
+    p.add_argument("--plateau-textures", action="store_true",
+                   help="also extract the building facade textures (udx/bldg/*_appearance/; large, unused by occupancy)")
     p.add_argument("--plateau-layers", nargs="+", default=list(PLATEAU_LAYERS), metavar="LAYER",
                    help=f"udx layers to keep (default: {' '.join(PLATEAU_LAYERS)})")
     p.add_argument("--retries", type=int, default=5, help="attempts per file for broken transfers")
@@ -82,7 +84,8 @@ def cmd_download(args: argparse.Namespace) -> int:
         try:
             files = download_plateau(root, release=args.plateau_release, url=args.plateau_url,
                                      archives=args.plateau_zip, layers=args.plateau_layers,
-                                     meshes=args.plateau_mesh, policy=policy, progress=not args.quiet)
+                                     meshes=args.plateau_mesh, policy=policy, progress=not args.quiet,
+                                     textures=args.plateau_textures)
             gml = {layer: sum(1 for f in files if f.parent.name == layer and f.suffix == ".gml")
                    for layer in args.plateau_layers}
             print(f"plateau  {len(files)} files under {root / PLATEAU_RELDIR} (.gml: "

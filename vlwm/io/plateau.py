@@ -94,11 +94,12 @@ def udx_parts(name: str) -> tuple[str, str, tuple[str, ...]] | None:
 
 
 def plateau_member_path(name: str, layers: Sequence[str] | None = PLATEAU_LAYERS,
-                        meshes: Sequence[str] = ()) -> str | None:
+                        meshes: Sequence[str] = (), textures: bool = False) -> str | None:
     """Where archive member ``name`` goes (``udx/<layer>/<file>``), or None to skip it.
 
     ``layers`` None keeps every member at its path inside the archive (mesh filter still applies
-    to udx files).
+    to udx files).  Texture folders (``udx/bldg/<mesh>_appearance/``: the facade images of the
+    LOD2 buildings, most of an archive's bytes, unused by occupancy) are skipped unless ``textures``.
     """
     parsed = udx_parts(name)
     if parsed is None:
@@ -106,13 +107,16 @@ def plateau_member_path(name: str, layers: Sequence[str] | None = PLATEAU_LAYERS
     layer, code, rel = parsed
     if layers is not None and layer not in layers:
         return None
+    if not textures and any(part.endswith("_appearance") for part in rel[2:-1]):
+        return None
     if meshes and not (code and mesh_matches(code, meshes)):
         return None
     return PurePosixPath(*rel).as_posix()
 
 
 def extract_plateau(archives: str | os.PathLike | Sequence[str | os.PathLike], dest: str | os.PathLike,
-                    layers: Sequence[str] | None = PLATEAU_LAYERS, meshes: Sequence[str] = ()) -> list[Path]:
+                    layers: Sequence[str] | None = PLATEAU_LAYERS, meshes: Sequence[str] = (),
+                    textures: bool = False) -> list[Path]:
     """Extract the selected CityGML files of one or more PLATEAU zips (inner zips included) under ``dest``.
 
     Returns the paths written or kept.  Raises ValueError when nothing matched, listing the mesh
@@ -131,7 +135,7 @@ def extract_plateau(archives: str | os.PathLike | Sequence[str | os.PathLike], d
             seen_layers.add(parsed[0])
             if (layers is None or parsed[0] in layers) and parsed[1]:
                 seen_codes.add(parsed[1])
-        return plateau_member_path(name, layers, meshes)
+        return plateau_member_path(name, layers, meshes, textures)
 
     files = []
     for archive in archives:
@@ -165,7 +169,7 @@ def _nothing_matched(archives, layers, meshes, seen_layers: set[str], seen_codes
 def download_plateau(root: str | os.PathLike, release: str = PLATEAU_DEFAULT_RELEASE, url: str | None = None,
                      archives: Sequence[str | os.PathLike] = (), layers: Sequence[str] | None = PLATEAU_LAYERS,
                      meshes: Sequence[str] = (), policy: RetryPolicy = RetryPolicy(), progress: bool = True,
-                     releases: Mapping[str, PlateauRelease] | None = None) -> list[Path]:
+                     releases: Mapping[str, PlateauRelease] | None = None, textures: bool = False) -> list[Path]:
     """Fetch (or take) the PLATEAU CityGML archive(s) and extract them under ``<root>/data/plateau/tokyo23ku``.
 
     ``archives`` (zips on disk) skip the download; else ``url`` or the pinned addresses of
@@ -188,7 +192,7 @@ def download_plateau(root: str | os.PathLike, release: str = PLATEAU_DEFAULT_REL
     else:
         paths = _fetch_archives(root, dest, (url,) if url else rel.urls, rel, policy, progress)
     _check_source(dest, paths)
-    files = extract_plateau(paths, dest, layers=layers, meshes=meshes)
+    files = extract_plateau(paths, dest, layers=layers, meshes=meshes, textures=textures)
     _record_source(dest, paths)
     return files
 
