@@ -3,7 +3,7 @@
 must match config/demo_vqvae.py.
 
 Two temporal attention layers and random flips: with one layer and no augmentation the held-out
-code loss rose after 4 epochs (overfitting two short recordings) and the forecast stayed below
+code loss rose after epoch 5 (overfitting two short recordings) and the forecast stayed below
 copy-last."""
 
 _base_ = ['./tiny_occworld.py']

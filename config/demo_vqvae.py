@@ -15,7 +15,7 @@ history_frames = 2
 future_frames = 2
 frame_skip = 1
 batch_size = 4
-max_epochs = 4
+max_epochs = 5
 
 model = dict(type='VAERes2D',
              encoder=dict(base_channel=16, z_channels=32, ch_mult=(1, 2)),
