@@ -6,15 +6,8 @@ Two temporal attention layers and random flips: with one layer and no augmentati
 code loss rose after epoch 5 (overfitting two short recordings) and the forecast stayed below
 copy-last."""
 
-_base_ = ['./tiny_occworld.py']
+_base_ = ['./demo_dataset.py']
 
-point_cloud_range = [-32.0, -32.0, -2.0, 32.0, 32.0, 38.0]
-voxel_size = [1.6, 1.6, 2.0]
-agent_type = 'both'
-history_frames = 2
-future_frames = 2
-frame_skip = 1
-batch_size = 4
 max_epochs = 10
 
 model = dict(
@@ -28,4 +21,3 @@ model = dict(
     freeze_vae=True,
 )
 transform = {'RandomFlip': {'prob': 0.5}}
-log_config = dict(interval=5, hooks=[dict(type='TextLoggerHook')])

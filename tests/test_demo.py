@@ -38,3 +38,14 @@ def test_demo_end_to_end_then_reuse(tmp_path, capsys):
     with pytest.raises(ValueError, match="seed 0 -> 1"):
         run_demo(out, seed=1, size=300.0, duration=15.0, workers=1, vqvae_epochs=1, wm_epochs=1)
     assert (out / "train" / "world_model" / "latest.pth").stat().st_mtime == stamp
+
+
+def test_demo_ground_truth_grid_is_the_configs_grid():
+    """The demo writes ground truth on DEMO_RANGE / DEMO_VOXEL; both training stages must read that grid."""
+    from vlwm.demo import CONFIG_DIR, DEMO_RANGE, DEMO_VOXEL
+    from vlwm.gt.grid import GridSpec
+    from vlwm.train.config import load_config
+
+    for name in ("demo_vqvae.py", "demo_occworld.py"):
+        cfg, _ = load_config(CONFIG_DIR / name, {"data_root": "unused"})
+        assert cfg.grid == GridSpec(DEMO_RANGE, DEMO_VOXEL), name

@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "config"
-DEMO_RANGE = (-32.0, -32.0, -2.0, 32.0, 32.0, 38.0)
+DEMO_RANGE = (-32.0, -32.0, -2.0, 32.0, 32.0, 38.0)      # = config/demo_dataset.py (tested)
 DEMO_VOXEL = (1.6, 1.6, 2.0)
 HELD_OUT = "test"
 STAGES = 8
