@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torch
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "occworld"
+from tests.helpers.reference import load_reference
 
 
 @pytest.fixture(scope="session")
 def metric_fixture() -> dict:
     """The reference ``multi_step_MeanIou`` / ``PlanningMetric`` inputs and outputs (ours: weights_only=False)."""
-    path = REFERENCE / "metric_fixture.pt"
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not found (shared/ must sit beside the repository)")
-    return torch.load(path, weights_only=False)
+    return load_reference("metric_fixture.pt")

@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-OPTIONS = ["frame_skip=6"]
-
-
-def _data_helpers():
-    spec = importlib.util.spec_from_file_location("_vlwm_data_conftest_eval", REPO / "tests" / "data" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.helpers.tiny_runs import QUICK_OPTIONS as OPTIONS
+from tests.helpers.tiny_runs import REPO, run_script, train_tiny_world_model, write_tiny_recordings
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     """(data root, trained world-model checkpoint): two tiny sequences with masks, one epoch of training."""
-    from vlwm.train.config import load_config
-    from vlwm.train.engine import train
-
-    helpers = _data_helpers()
-    root = tmp_path_factory.mktemp("eval_data")
-    helpers.write_sequence(root, "drone_a", n=30, agent="drone", turn_rate=0.1, masks=True)
-    helpers.write_sequence(root, "rover_a", n=30, agent="rover", speed=1.0, masks=True)
-    work = tmp_path_factory.mktemp("eval_wm")
-    cfg, raw = load_config(REPO / "config" / "tiny_occworld.py",
-                           {"data_root": str(root), "max_epochs": 1, "frame_skip": 6})
-    train(cfg, work, ["test"], raw)
-    return root, work / "latest.pth"
-
-
-def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env=env)
+    root = write_tiny_recordings(tmp_path_factory.mktemp("eval_data"), masks=True)
+    return root, train_tiny_world_model(root, tmp_path_factory.mktemp("eval_wm"))
 
 
 def _numbers(d: dict) -> list[float]:

@@ -4,7 +4,6 @@ fallback (recorded in ``metrics.json``), NaN -> "–" when there is no dynamic i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,17 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import recordings
 from vlwm.labels import FREE
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRIES = ("model", "copy_last", "ego_warp_true", "ego_warp_pred")
-
-
-def _data_helpers():
-    spec = importlib.util.spec_from_file_location("_vlwm_data_conftest_vpq", REPO / "tests" / "data" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def tiny_config(root: Path):
@@ -45,14 +38,13 @@ def checkpoint(tmp_path_factory) -> Path:
 
 def write_data(root: Path, instances: bool, dynamic: bool = True) -> Path:
     """A drone and a rover sequence with a car driving through the grid (``synth`` layout)."""
-    helpers = _data_helpers()
     for name, agent in (("drone_a", "drone"), ("rover_a", "rover")):
-        seq = helpers.write_sequence(root, name, n=30, agent=agent, speed=1.0, car=True, instances=instances)
+        seq = recordings.write_sequence(root, name, n=30, agent=agent, speed=1.0, car=True, instances=instances)
         if not dynamic:                                  # no car, no marker column: nothing dynamic at all
             for f in (seq / "occupancy").glob("*_occupancy.npz"):
                 with np.load(f) as z:
                     arrays = dict(z)
-                arrays["semantics"][arrays["semantics"] == helpers.MARKER_CLASS] = FREE
+                arrays["semantics"][arrays["semantics"] == recordings.MARKER_CLASS] = FREE
                 np.savez_compressed(f, **arrays)
     return root
 

@@ -41,7 +41,32 @@ def test_consecutive_frames_agree_after_warping(tiny, source):
     both = seen_before & occ[1].mask_lidar.astype(bool) & static
     assert both.sum() > 5000
     assert np.mean(earlier[both] == later[both]) >= 0.95                 # measured 0.994 (both sources)
-    # the stricter count over voxels either frame calls occupied: nearest-voxel resampling of one-voxel
-    # thick surfaces under a 0.25 rad turn costs a few per cent (measured 0.93-0.95)
+    # The stricter count over voxels either frame calls occupied, with a bound from the geometry.
+    # Nearest-voxel resampling: target voxel c takes the source voxel q containing c's centre, so
+    # q's centre is within v/2 of it along each source axis, i.e. within r = (v/2)(|cos θ| + |sin θ|)
+    # along each target axis (θ = the yaw between the frames; both grids are gravity-aligned on the
+    # same ground, so the layers coincide).  r < v: q's centre lies in c's 3 x 3 horizontal
+    # neighbourhood.  Hence (1) where the later grid holds one value in all of c's 3 x 3
+    # neighbourhood (the scene is uniform there at the voxel scale), q — inside it — carries that
+    # value too, and (2) at the other ("boundary") voxels, a surface at a uniformly distributed
+    # offset passes between c's centre and q's in at most a fraction r / v of the cases.
     occupied = both & ((earlier != FREE) | (later != FREE))
-    assert occupied.sum() > 1000 and np.mean(earlier[occupied] == later[occupied]) >= 0.9
+    assert occupied.sum() > 1000
+    differs = occupied & (earlier != later)
+    boundary = _horizontal_boundary(later)
+    assert not (differs & ~boundary).any()                                # (1), exactly
+    theta = abs(frames[2].yaw - frames[1].yaw)
+    r_over_v = 0.5 * (abs(np.cos(theta)) + abs(np.sin(theta)))            # 0.61 for 0.25 rad
+    boundary_share = np.mean(boundary[occupied])                          # ~0.53 here
+    assert np.mean(earlier[occupied] == later[occupied]) >= 1 - r_over_v * boundary_share   # (2): measured 0.93-0.95
+
+
+def _horizontal_boundary(grid: np.ndarray) -> np.ndarray:
+    """(X, Y, Z) bool: voxels whose 3 x 3 horizontal neighbourhood (same layer, edges clamped) holds
+    another value than their own."""
+    padded = np.pad(grid, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    out = np.zeros(grid.shape, bool)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            out |= padded[1 + dx:1 + dx + grid.shape[0], 1 + dy:1 + dy + grid.shape[1]] != grid
+    return out

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers.shared import REFERENCE, require_path
 from vlwm.io.download import ChecksumMismatchError, Download, RetryPolicy, UnreachableError
 from vlwm.io.lock import DownloadLock
 from vlwm.io.pretrained import (CheckpointStructureError, OfficialFile, download_models, fetch_verified,
@@ -10,8 +11,7 @@ from vlwm.io.pretrained import (CheckpointStructureError, OfficialFile, download
 from vlwm.models.builders import build_vqvae
 from vlwm.models.config import tiny_vae_config
 
-SMALL_CKPT = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "occworld" / \
-    "ckpt_small_vqvae_epoch_1.pth"
+SMALL_CKPT = REFERENCE / "ckpt_small_vqvae_epoch_1.pth"
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, connect_timeout_s=2.0)
 
 
@@ -27,17 +27,14 @@ def tiny_ckpt(tmp_path):
 
 def test_official_shapes_match_the_official_lists():
     import json
-    ref = SMALL_CKPT.parent
-    if not ref.is_dir():
-        pytest.skip("shared/reference/occworld not found")
+    ref = require_path(REFERENCE, "reference folder", directory=True)
     for kind, name in (("vqvae", "vae"), ("world_model", "occworld")):
         listed = json.loads((ref / f"{name}_state_dict_shapes.json").read_text())["state_dict"]
         assert official_shapes(kind) == {k: tuple(v["shape"]) for k, v in listed.items()}
 
 
 def test_real_small_training_checkpoint_verifies():
-    if not SMALL_CKPT.is_file():
-        pytest.skip("small reference checkpoint not found")
+    require_path(SMALL_CKPT, "small reference checkpoint")
     sd = torch.load(SMALL_CKPT, weights_only=True)["state_dict"]
     assert verify_checkpoint(SMALL_CKPT, {k: tuple(v.shape) for k, v in sd.items()}) == 222
     with pytest.raises(CheckpointStructureError, match="other shape"):

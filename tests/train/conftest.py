@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,24 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.tiny_runs import write_tiny_recordings
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _data_helpers():
-    spec = importlib.util.spec_from_file_location("_vlwm_data_conftest", REPO / "tests" / "data" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """Two 30-frame sequences (a turning drone, a straight rover) on the tiny grid of config/tiny_dataset.py."""
-    helpers = _data_helpers()
-    root = tmp_path_factory.mktemp("tiny_data")
-    helpers.write_sequence(root, "drone_a", n=30, agent="drone", turn_rate=0.1, masks=False)
-    helpers.write_sequence(root, "rover_a", n=30, agent="rover", speed=1.0, masks=False)
-    return root
+    return write_tiny_recordings(tmp_path_factory.mktemp("tiny_data"), masks=False)
 
 
 def run_train(*args: str, timeout: float = 120, env_extra: dict | None = None) -> subprocess.CompletedProcess:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers.reference import load_reference
+from tests.helpers.shared import REFERENCE, require_path
 from vlwm.models import build_vqvae, build_world_model, read_checkpoint, tiny_world_model_config
 from vlwm.models.config import PoseConfig
 from vlwm.train.checkpoint import load_training_state, load_weights, save_training_checkpoint
@@ -16,7 +17,6 @@ from vlwm.train.config import ConfigError, load_config, train_config_from_dict
 from vlwm.train.engine import build_optimizer
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO.parent / "shared" / "reference" / "occworld"
 
 
 @pytest.mark.parametrize("name", ["train_vqvae", "train_occworld", "finetune_tokyo", "tokyo_dataset"])
@@ -77,17 +77,12 @@ def test_checkpoint_rotation_and_latest(tmp_path):
 
 
 def _small_vae_config():
-    spec = importlib.util.spec_from_file_location("_models_conftest", REPO / "tests" / "models" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     from vlwm.models.official_config import vae_config_from_official
-    return vae_config_from_official(mod.load_reference("vae_small_fixture.pt")["config"])
+    return vae_config_from_official(load_reference("vae_small_fixture.pt")["config"])
 
 
 def test_official_checkpoint_resumes(tmp_path):
-    path = REFERENCE / "ckpt_small_vqvae_epoch_1.pth"
-    if not path.exists():
-        pytest.skip("reference checkpoints not available")
+    path = require_path(REFERENCE / "ckpt_small_vqvae_epoch_1.pth", "small reference checkpoint")
     model = build_vqvae(_small_vae_config())
     cfg = train_config_from_dict({"model": {"type": "VAERes2D"}})
     optimizer, scheduler = build_optimizer(model, cfg, 10)

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-OPTIONS = ["frame_skip=6"]
-
-
-def _eval_test_module():
-    spec = importlib.util.spec_from_file_location("_vlwm_eval_script_test", REPO / "tests" / "eval" / "test_eval_script.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_EVAL = _eval_test_module()
-run_script = _EVAL.run_script
+from tests.helpers.tiny_runs import QUICK_OPTIONS as OPTIONS
+from tests.helpers.tiny_runs import REPO, run_script, train_tiny_world_model, write_tiny_recordings
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """(data root, trained world-model checkpoint), as in tests/eval/test_eval_script.py."""
-    return _EVAL.tiny_run.__wrapped__(tmp_path_factory)
+    """(data root, trained world-model checkpoint): two tiny sequences with masks, one epoch of training."""
+    root = write_tiny_recordings(tmp_path_factory.mktemp("vis_data"), masks=True)
+    return root, train_tiny_world_model(root, tmp_path_factory.mktemp("vis_wm"))
 
 
 def test_visualize_script_writes_playable_mp4(tiny_run, tmp_path):
@@ -52,12 +39,9 @@ def test_front_camera_shown_when_the_recordings_have_images(tiny_run, tmp_path):
     from vlwm.viz.forecast_run import visualize
 
     _, ckpt = tiny_run
-    helpers = _EVAL._data_helpers()
     videos = {}
     for with_images in (True, False):
-        root = tmp_path / f"data_{with_images}"
-        helpers.write_sequence(root, "drone_a", n=30, agent="drone", turn_rate=0.1, images=with_images)
-        helpers.write_sequence(root, "rover_a", n=30, agent="rover", speed=1.0, images=with_images)
+        root = write_tiny_recordings(tmp_path / f"data_{with_images}", images=with_images)
         cfg, _ = load_config(REPO / "config" / "tiny_occworld.py", {"data_root": str(root), "frame_skip": 6})
         for mode in (None, False):              # auto, off
             f = visualize(cfg, ckpt, tmp_path / f"vis_{with_images}_{mode}", [0], gif=False, pngs=False)[0] \
