@@ -32,7 +32,6 @@ GML = "http://www.opengis.net/gml"
 BLDG = "http://www.opengis.net/citygml/building/2.0"
 
 
-
 @pytest.fixture(scope="session")
 def plateau_files():
     """The three real tiles; missing ones skip the test (fail it under CI, see tests/helpers/shared.py)."""
