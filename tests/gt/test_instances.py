@@ -13,9 +13,9 @@ from vlwm.gt.scene_source import SceneVoxelizer
 from vlwm.gt.sequence import SequenceInputs, generate_sequence
 from vlwm.gt.voxelize import fill_solids, splat_points, voxelize_surfaces
 from vlwm.labels import FREE, OCC3D_CLASS_NAMES, OCC3D_ID, CityClass
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 from vlwm.sim.lidar import drone_lidar, rover_lidar, scan
-from vlwm.sim.recorder import SequenceWriter
+from vlwm.io.sequence_writer import SequenceWriter
 from vlwm.sim.traffic import ActorSpec, ActorStates
 from vlwm.world.builder import box_mesh
 

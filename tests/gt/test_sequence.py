@@ -10,10 +10,10 @@ from vlwm.gt.scene_source import SceneVoxelizer
 from vlwm.gt.sequence import SequenceInputs, generate_sequence
 from vlwm.gt.visibility import PinholeCamera
 from vlwm.sim.camera import CameraConfig
-from vlwm.sim.frames import Pose
-from vlwm.sim.image_io import image_paths, save_depth_png
+from vlwm.io.frames import Pose
+from vlwm.io.image_io import image_paths, save_depth_png
 from vlwm.sim.lidar import drone_lidar, scan
-from vlwm.sim.recorder import SequenceWriter
+from vlwm.io.sequence_writer import SequenceWriter
 
 CAMERA = CameraConfig("CAM_FRONT", width=48, height=32, fov_x_deg=80.0, mount_rpy=(0.0, 0.6, 0.0))
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vlwm.labels import FREE, OCC3D_ID, CityClass
-from vlwm.sim.frames import Pose, transform_points
+from vlwm.io.frames import Pose, transform_points
 from vlwm.sim.lidar import (LIDAR_COLUMNS, REFLECTIVITY, LidarConfig, drone_lidar, rover_lidar, scan,
                             sweep_pattern)
 
