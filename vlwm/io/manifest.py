@@ -179,8 +179,8 @@ class Rates:
     @classmethod
     def from_doc(cls, d: _Doc) -> "Rates":
         d.unknown(("frame_rate_hz", "lidar_rate_hz", "physics_dt"))
-        return cls(d.get("frame_rate_hz", _is_positive, nullable=True), d.get("lidar_rate_hz", _is_positive, nullable=True),
-                   d.get("physics_dt", _is_positive))
+        return cls(d.get("frame_rate_hz", _is_positive, nullable=True),
+                   d.get("lidar_rate_hz", _is_positive, nullable=True), d.get("physics_dt", _is_positive))
 
 
 @dataclass
@@ -214,7 +214,7 @@ class SceneInfo:
                    d.get("geo_origin", _is_obj), None if names is None else tuple(names), d.get("generator", _is_obj))
 
 
-@dataclass
+@dataclass(eq=False)
 class SensorCalibration:
     """One ``sensors`` entry.
 
@@ -230,6 +230,9 @@ class SensorCalibration:
     width: int | None = None
     height: int | None = None
     details: dict = field(default_factory=dict)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SensorCalibration) and self.to_json() == other.to_json()
 
     def to_json(self) -> dict:
         out: dict = {"type": self.type, "T_body_sensor": self.T_body_sensor.tolist()}

@@ -66,8 +66,12 @@ _AGENT_PREFIX = re.compile(r"^(drone|rover)_")
 
 def frame_stem(frame: int) -> str:
     """``'000001'`` for frame 1; a frame outside ``1..MAX_FRAME`` (or not an integer) is a ValueError."""
-    if isinstance(frame, bool) or int(frame) != frame or not 1 <= frame <= MAX_FRAME:
-        raise ValueError(f"frame index {frame!r} outside 1..{MAX_FRAME}")
+    try:
+        ok = not isinstance(frame, bool) and int(frame) == frame and 1 <= frame <= MAX_FRAME
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"frame index {frame!r} outside 1..{MAX_FRAME} (frame numbers start at 1, six digits)")
     return f"{int(frame):06d}"
 
 
@@ -206,7 +210,7 @@ def new_sequence_dir(root: Path, agent: str, start: datetime.datetime) -> Path:
 
 
 __all__ = ["AGENT_TYPES", "FRAME_FILE", "GRID_FILE", "IMAGES_DIR", "LAYOUT_VERSION", "LIDAR_COLUMNS",
-           "LIDAR_DIR", "MANIFEST", "MAX_FRAME", "OCC_DIR", "OPTICAL_FRAME", "POSES_DIR",
-           "POSE_CONVENTION", "SUBDIRS", "agent_from_name", "find_sequences", "frame_stem", "image_path",
-           "is_sequence_dir", "lidar_path", "new_sequence_dir", "occupancy_file_name", "occupancy_frames", "occupancy_path", "pose_frames",
-           "pose_path", "read_pose", "sequences_in"]
+           "LIDAR_DIR", "MANIFEST", "MAX_FRAME", "OCC_DIR", "OPTICAL_FRAME", "POSES_DIR", "POSE_CONVENTION",
+           "SUBDIRS", "agent_from_name", "find_sequences", "frame_stem", "image_path", "is_sequence_dir",
+           "lidar_path", "new_sequence_dir", "occupancy_file_name", "occupancy_frames", "occupancy_path",
+           "pose_frames", "pose_path", "read_pose", "sequences_in"]
