@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from vlwm.data import layout
-from vlwm.data.config import AGENT_TYPES, CAMERA_NAMES, OCCWORLD_FRAME_RATE_HZ, DatasetConfig
+from vlwm.data.config import CAMERA_NAMES, OCCWORLD_FRAME_RATE_HZ, DatasetConfig
 from vlwm.gt.grid import GridSpec
 from vlwm.io import recording
 from vlwm.io.manifest import LIDAR_SENSOR, Manifest, ManifestError, read_manifest
+from vlwm.io.recording import AGENT_TYPES
 from vlwm.labels import OCC3D_CLASS_NAMES
 
 GT_HINT = "run scripts/generate_occupancy_gt.py on it (the ground-truth stage)"
