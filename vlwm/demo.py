@@ -99,12 +99,13 @@ def _data_stats(cfg, data_root: Path) -> dict:
     import numpy as np
 
     from vlwm.data.mixing import build_dataset
+    from vlwm.io.manifest import load_manifest
+    from vlwm.io.recording import sequences_in
     from vlwm.labels import FREE
 
     stats: dict = {"recordings": {}, "windows": {}}
-    for seq in sorted(p.parent for p in data_root.glob("*/sequence.json")):
-        man = json.loads((seq / "sequence.json").read_text())
-        stats["recordings"][seq.name] = man.get("num_frames")
+    for seq in sequences_in(data_root):
+        stats["recordings"][seq.name] = load_manifest(seq).num_frames
     for split in ("train", "val", "test"):
         try:
             stats["windows"][split] = len(build_dataset(cfg.dataset_dict(split)))
@@ -150,6 +151,8 @@ def run_demo(out: Path | str = Path("out/demo"), seed: int = 0, size: float = 10
     from vlwm.gt.frame_gt import GTConfig
     from vlwm.gt.grid import GridSpec
     from vlwm.gt.recording import generate as generate_gt
+    from vlwm.io.manifest import load_manifest
+    from vlwm.io.recording import sequences_in
     from vlwm.sim.jobs import MissionSpec, run_jobs
     from vlwm.sim.simulator import SimConfig
     from vlwm.train.config import load_config
@@ -199,7 +202,7 @@ def run_demo(out: Path | str = Path("out/demo"), seed: int = 0, size: float = 10
     t0 = time.perf_counter()
     recordings = out / "tokyo_gazebo"
     _step(3, f"simulate: a drone survey and a rover patrol, {duration:.0f} s each among traffic")
-    existing = sorted(p.parent for p in recordings.glob("*/sequence.json")) if recordings.is_dir() else []
+    existing = sequences_in(recordings) if recordings.is_dir() else []
     if len(existing) >= 2 and (out / "simulate_done.json").is_file():
         sequences = existing
         print(f"      reusing {len(sequences)} recordings under {recordings}")
@@ -209,7 +212,7 @@ def run_demo(out: Path | str = Path("out/demo"), seed: int = 0, size: float = 10
         sequences = run_jobs(scene_path, specs, recordings, SimConfig(duration_s=duration, seed=seed),
                              workers=workers)
         (out / "simulate_done.json").write_text(json.dumps([str(p) for p in sequences]))
-    frames = sum(json.loads((Path(p) / "sequence.json").read_text())["num_frames"] for p in sequences)
+    frames = sum(load_manifest(p).num_frames for p in sequences)
     timed("simulate", t0)
 
     # 4. ground truth (generate skips frames already written)

@@ -6,7 +6,7 @@ import pytest
 from vlwm.data.dataset import GazeboOccWorldDataset
 from vlwm.data.splits import TIME_SPLIT, SplitError, assign_splits, split_counts, time_block
 from vlwm.data.trajectory import command_from_offset, future_offsets, horizon_frames, rel_motion
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 
 RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 

@@ -15,7 +15,7 @@ from vlwm.gt.scene_source import ActorBoxes, SceneVoxelizer
 from vlwm.gt.visibility import PinholeCamera, camera_rays
 from vlwm.labels import FREE, OCC3D_CLASS_NAMES, OCC3D_ID, CityClass
 from vlwm.sim.camera import camera_rig
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 from vlwm.sim.lidar import LidarConfig, drone_lidar, rover_lidar, scan
 
 ACTORS = ActorBoxes(position=np.array([[3.0, -1.5, 0.0], [-2.0, 2.0, 0.0], [1.0, 5.0, 0.0]]),

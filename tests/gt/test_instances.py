@@ -13,9 +13,9 @@ from vlwm.gt.scene_source import SceneVoxelizer
 from vlwm.gt.sequence import SequenceInputs, generate_sequence
 from vlwm.gt.voxelize import fill_solids, splat_points, voxelize_surfaces
 from vlwm.labels import FREE, OCC3D_CLASS_NAMES, OCC3D_ID, CityClass
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 from vlwm.sim.lidar import drone_lidar, rover_lidar, scan
-from vlwm.sim.recorder import SequenceWriter
+from vlwm.io.sequence_writer import SequenceWriter
 from vlwm.sim.traffic import ActorSpec, ActorStates
 from vlwm.world.builder import box_mesh
 
@@ -110,7 +110,7 @@ class OneCar:
 
 def test_a_moving_car_keeps_its_instance_over_a_recording(tmp_path, tiny):
     lidar = drone_lidar()
-    writer = SequenceWriter.create(tmp_path, "drone", {"note": "test"}, name="drone_car")
+    writer = SequenceWriter.create(tmp_path, "drone", {"vehicle_id": "drone_test"}, name="drone_car")
     for k in range(4):
         pose = Pose.from_xyz_rpy(0.5 * k, (-2.0 + 1.0 * k, 3.0, 8.0), (0.0, 0.0, 0.1 * k))
         writer.write_frame(pose, lidar=scan(tiny.scene.cast, pose, lidar), ground_z=0.0)

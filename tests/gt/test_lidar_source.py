@@ -9,7 +9,7 @@ from vlwm.gt.frame_gt import GTConfig, occupancy_for_frame
 from vlwm.gt.lidar_source import LidarSweep, aggregate_sweeps, estimate_object_poses, object_poses_from_boxes
 from vlwm.gt.scene_source import ActorBoxes, SceneVoxelizer
 from vlwm.labels import FREE, OCC3D_ID, CityClass
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 from vlwm.sim.lidar import drone_lidar, rover_lidar, scan
 
 OTHERS, CAR = OCC3D_ID["others"], OCC3D_ID["car"]

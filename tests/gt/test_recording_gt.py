@@ -11,7 +11,7 @@ import pytest
 from vlwm.gt.ego_frame import GridFrame
 from vlwm.gt.grid import GridSpec
 from vlwm.labels import FREE
-from vlwm.sim.frames import Pose, transform_points
+from vlwm.io.frames import Pose, transform_points
 from vlwm.sim.jobs import MissionSpec, run_jobs
 from vlwm.sim.simulator import SimConfig
 from vlwm.sim.traffic import TrafficConfig

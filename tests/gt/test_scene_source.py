@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from vlwm.gt.ego_frame import GridFrame, index_transform
-from vlwm.sim.frames import transform_points
+from vlwm.io.frames import transform_points
 from vlwm.gt.grid import GridSpec
 from vlwm.gt.scene_source import ActorBoxes, SceneVoxelizer
 from vlwm.gt.voxelize import fill_solids, voxelize_surfaces
 from vlwm.labels import FREE, OCC3D_ID, CityClass
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 
 MANMADE, ROAD, TERRAIN = OCC3D_ID["manmade"], OCC3D_ID["driveable_surface"], OCC3D_ID["terrain"]
 

@@ -10,10 +10,10 @@ from vlwm.gt.scene_source import SceneVoxelizer
 from vlwm.gt.sequence import SequenceInputs, generate_sequence
 from vlwm.gt.visibility import PinholeCamera
 from vlwm.sim.camera import CameraConfig
-from vlwm.sim.frames import Pose
-from vlwm.sim.image_io import image_paths, save_depth_png
+from vlwm.io.frames import Pose
+from vlwm.io.image_io import image_paths, save_depth_png
 from vlwm.sim.lidar import drone_lidar, scan
-from vlwm.sim.recorder import SequenceWriter
+from vlwm.io.sequence_writer import SequenceWriter
 
 CAMERA = CameraConfig("CAM_FRONT", width=48, height=32, fov_x_deg=80.0, mount_rpy=(0.0, 0.6, 0.0))
 
@@ -23,7 +23,7 @@ def recording(tmp_path, tiny):
     """Five drone frames over the tiny city; frame 2's lidar is garbage, frame 3's pose file is gone,
     frame 5's lidar has the wrong columns, frame 4 has no ground_z; frame 1 has a depth image."""
     lidar = drone_lidar()
-    writer = SequenceWriter.create(tmp_path, "drone", {"note": "test"}, name="drone_test")
+    writer = SequenceWriter.create(tmp_path, "drone", {"vehicle_id": "drone_test"}, name="drone_test")
     for k in range(5):
         pose = Pose.from_xyz_rpy(0.5 * k, (-3.0 + 1.5 * k, 0.5, 9.0), (0.0, 0.0, 0.2 * k))
         writer.write_frame(pose, lidar=scan(tiny.scene.cast, pose, lidar), ground_z=None if k == 3 else 0.0)

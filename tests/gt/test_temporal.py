@@ -8,7 +8,7 @@ from vlwm.gt.frame_gt import GTConfig, occupancy_for_frame
 from vlwm.gt.lidar_source import LidarSweep
 from vlwm.gt.scene_source import SceneVoxelizer
 from vlwm.labels import DYNAMIC_OCC_CLASSES, FREE
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 from vlwm.sim.lidar import drone_lidar, scan
 
 

@@ -10,7 +10,7 @@ from vlwm.gt.visibility import (CameraRays, PinholeCamera, camera_rays, camera_v
                                 traverse, traversed_reference)
 from vlwm.labels import FREE
 from vlwm.sim.camera import CameraConfig
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 
 SHAPE = (20, 16, 10)
 EPS = 1e-9

@@ -19,7 +19,7 @@ import numpy as np
 
 from vlwm.gt.grid import GridSpec
 from vlwm.labels import FREE, OCC3D_CLASS_NAMES
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 
 TINY = GridSpec((-4.0, -4.0, -1.0, 4.0, 4.0, 2.2), (0.4, 0.4, 0.4))
 CAMS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")

@@ -25,7 +25,7 @@ from vlwm.io.rosbag_export import export_bag
 from vlwm.io.rosbag_import import BagImportError, ImportOptions, camera_for_topic, import_bag
 from vlwm.io.rosbag_poses import TransformTrack, slerp
 from vlwm.labels import FREE
-from vlwm.sim.frames import Pose, make_transform, quat_from_euler, quat_to_matrix, transform_points
+from vlwm.io.frames import Pose, make_transform, quat_from_euler, quat_to_matrix, transform_points
 from vlwm.sim.missions import survey_mission
 from vlwm.sim.simulator import SimConfig, record_mission
 from vlwm.world.procedural import CityConfig, generate_city
@@ -97,7 +97,7 @@ def tf_msg(*transforms):
 
 
 def static_tf():
-    from vlwm.sim.frames import matrix_to_quat
+    from vlwm.io.frames import matrix_to_quat
 
     return tf_msg(rm.transform_stamped_msg(ns(0.9), "base_link", "velodyne", LIDAR_XYZ,
                                            quat_from_euler(0.0, 0.0, LIDAR_YAW)),

@@ -10,9 +10,9 @@ import pytest
 
 from vlwm.labels import FREE, OCC3D_ID
 from vlwm.sim.camera import CAMERA_NAMES, CameraConfig, camera_rig, project_points, render, render_rig
-from vlwm.sim.image_io import (DEPTH_MAX_MM, image_paths, load_camera_image, load_depth_png, load_semantic_png,
+from vlwm.io.image_io import (DEPTH_MAX_MM, image_paths, load_camera_image, load_depth_png, load_semantic_png,
                                save_camera_image, save_depth_png, save_semantic_png)
-from vlwm.sim.frames import Pose, transform_points
+from vlwm.io.frames import Pose, transform_points
 from vlwm.sim.lidar import rover_lidar, scan
 
 ROAD_HALF_WIDTH = 6.0  # as in conftest.box_city

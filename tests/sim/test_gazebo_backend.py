@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from vlwm.sim.camera import CAMERA_NAMES, camera_rig
-from vlwm.sim.frames import quat_to_matrix
+from vlwm.io.frames import quat_to_matrix
 from vlwm.sim.gazebo_backend import (EXIT_STACK_MISSING, FAST_REAL_TIME_FACTOR, GazeboConfig, bridge_yaml,
                                      plan_launch, write_session)
 from vlwm.sim.gazebo_vehicles import (DRONE_MODEL, PLUGIN_LIBRARY, ROVER_MODEL, SENSOR_LINK, SensorRig, Stack,

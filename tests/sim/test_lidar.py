@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from vlwm.io.frames import Pose, transform_points
+from vlwm.io.recording import LIDAR_COLUMNS
 from vlwm.labels import FREE, OCC3D_ID, CityClass
-from vlwm.sim.frames import Pose, transform_points
-from vlwm.sim.lidar import (LIDAR_COLUMNS, REFLECTIVITY, LidarConfig, drone_lidar, rover_lidar, scan,
-                            sweep_pattern)
+from vlwm.sim.lidar import REFLECTIVITY, LidarConfig, drone_lidar, rover_lidar, scan, sweep_pattern
 
 ROAD_HALF_WIDTH = 6.0  # as in conftest.box_city
 #: Buildings: (bottom centre, (length, width, height), yaw) in metres / radians.

@@ -15,7 +15,7 @@ import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from vlwm.labels import CityClass
-from vlwm.sim.frames import quat_from_euler
+from vlwm.io.frames import quat_from_euler
 from vlwm.sim.mavlink_endpoint import COPTER_MODES, ROVER_MODES, VehicleEndpoint
 from vlwm.sim.mavlink_items import (MissionItem, attitude_ned, enu_to_ned, read_wpl_items, waypoint_item_seqs,
                                     write_wpl_items)

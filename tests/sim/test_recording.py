@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from vlwm.sim.dynamic_world import DynamicWorld
-from vlwm.sim.frames import Pose, transform_points
+from vlwm.io.frames import Pose, transform_points
 from vlwm.sim.missions import survey_mission
-from vlwm.sim.recorder import SequenceWriter
+from vlwm.io.sequence_writer import SequenceWriter
 from vlwm.sim.simulator import SimConfig, record_mission
 from vlwm.sim.traffic import Traffic, TrafficConfig
 from vlwm.world.procedural import CityConfig, generate_city

@@ -125,7 +125,7 @@ def test_write_window_video(tmp_path):
 
 
 def _tiny_recording(seq, frames=3):
-    from vlwm.sim.image_io import save_rgb_jpeg
+    from vlwm.io.image_io import save_rgb_jpeg
 
     for sub in ("poses", "occupancy", "lidar", "images"):
         (seq / sub).mkdir(parents=True)

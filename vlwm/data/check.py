@@ -23,6 +23,7 @@ from vlwm.data.config import SPLITS, DatasetConfig
 from vlwm.data.splits import TIME_SPLIT, assign_splits, time_block
 from vlwm.data.validation import GridMismatchError, Issue, SequenceRecord, read_agent_type, validate_sequence, \
     window_starts
+from vlwm.io import recording
 from vlwm.labels import OCC3D_CLASS_NAMES
 
 #: Labels counted as ground for "occupied without ground" (as the ground-truth stage's ground estimate).
@@ -93,7 +94,7 @@ def check_dataset(root: str | Path, config: DatasetConfig | None = None, stats_f
     """
     config = config or DatasetConfig()
     root = Path(root)
-    paths = layout.find_sequences(root)
+    paths = recording.find_sequences(root)
     agents = {p.name: read_agent_type(p)[0] for p in paths}
     split_of = assign_splits(agents, config.ratios, config.seed, config.split_fallback)
     rows: list[SequenceCheck] = []
@@ -130,7 +131,7 @@ def _statistics(rows: list[SequenceCheck], names, stats_frames: int | None) -> t
     read = 0
     for row, pos in frames:
         rec = row.record
-        path = layout.occupancy_path(rec.path, rec.first_frame + pos)
+        path = recording.occupancy_path(rec.path, rec.first_frame + pos)
         try:
             sem, _, _ = layout.read_occupancy(path, free, masks=False)
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:

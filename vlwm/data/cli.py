@@ -11,9 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from vlwm.data import layout
 from vlwm.data.config import AGENT_CHOICES, DatasetConfig
 from vlwm.gt.grid import GRID_PRESETS, GridSpec
+from vlwm.io import recording
 
 GRID_AUTO = "auto"
 
@@ -30,8 +30,8 @@ def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
 
 def _grid_from_data(root: Path) -> GridSpec | None:
     """The grid of the first sequence under ``root`` that has an ``occupancy/grid.json``."""
-    for seq in layout.find_sequences(root):
-        path = seq / layout.OCC_DIR / layout.GRID_FILE
+    for seq in recording.find_sequences(root):
+        path = seq / recording.OCC_DIR / recording.GRID_FILE
         if path.is_file():
             try:
                 doc = json.loads(path.read_text())

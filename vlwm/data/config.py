@@ -21,9 +21,9 @@ from typing import Any, Mapping
 from vlwm.data.augment import parse_transform
 from vlwm.data.trajectory import COMMAND_HORIZON_S, COMMAND_THRESHOLD_M
 from vlwm.gt.grid import AERIAL, GridSpec
+from vlwm.io.recording import AGENT_TYPES
 
-AGENT_TYPES = ("drone", "rover")            #: vehicle kinds a recording can hold
-AGENT_CHOICES = ("drone", "rover", "both")  #: values of ``DatasetConfig.agent_type``
+AGENT_CHOICES = (*AGENT_TYPES, "both")      #: values of ``DatasetConfig.agent_type``
 SPLITS = ("train", "val", "test")
 SPLIT_FALLBACKS = ("time", "error")
 #: The six cameras of a rig (nuScenes names), in the recorder's order (``vlwm.sim.camera.CAMERA_NAMES``).
@@ -187,5 +187,5 @@ class DatasetConfig:
         return out
 
 
-__all__ = ["AGENT_CHOICES", "AGENT_TYPES", "CAMERA_NAMES", "COMMAND_HORIZON_S", "COMMAND_THRESHOLD_M",
+__all__ = ["AGENT_CHOICES", "CAMERA_NAMES", "COMMAND_HORIZON_S", "COMMAND_THRESHOLD_M",
            "DatasetConfig", "MAX_GAP_FACTOR", "OCCWORLD_FRAME_RATE_HZ", "SPLITS"]

@@ -65,6 +65,7 @@ from vlwm.data.config import DatasetConfig
 from vlwm.data.splits import TIME_SPLIT, assign_splits, time_block
 from vlwm.data.trajectory import command_from_offset, future_offsets, horizon_frames, rel_motion
 from vlwm.data.validation import SequenceRecord, read_agent_type, validate_sequence, window_starts
+from vlwm.io import recording
 from vlwm.labels import OCC3D_CLASS_NAMES
 
 log = logging.getLogger("vlwm.data")
@@ -168,7 +169,7 @@ class GazeboOccWorldDataset(WindowDataset):
             config = DatasetConfig.from_dict(config)
         self.data_root, self.config = Path(data_root), config
         self.grid = config.grid
-        paths = layout.find_sequences(self.data_root)
+        paths = recording.find_sequences(self.data_root)
         agents = {p.name: read_agent_type(p)[0] for p in paths}
         self.split_of = assign_splits(agents, config.ratios, config.seed, config.split_fallback)
         chosen = [p for p in paths if config.agent_type in ("both", agents[p.name])
@@ -229,7 +230,7 @@ class GazeboOccWorldDataset(WindowDataset):
                 if cal and cal["width"] and cal["height"]:
                     sizes[(rec.name, cam)] = (cal["width"], cal["height"])
                 elif len(usable):
-                    path = layout.image_path(rec.path, rec.first_frame + int(usable[0]), cam)
+                    path = recording.image_path(rec.path, rec.first_frame + int(usable[0]), cam)
                     sizes[(rec.name, cam)] = layout.image_size_of(path)
         distinct = set(sizes.values())
         if len(distinct) > 1:
@@ -290,7 +291,7 @@ class GazeboOccWorldDataset(WindowDataset):
             self._cache.move_to_end(key)
             return self._cache[key]
         rec = self.records[r]
-        path = layout.occupancy_path(rec.path, rec.first_frame + pos)
+        path = recording.occupancy_path(rec.path, rec.first_frame + pos)
         try:
             got = layout.read_frame(path, self.free, self.config.load_masks, self.config.load_instances)
         except READ_ERRORS as exc:
@@ -332,7 +333,7 @@ class GazeboOccWorldDataset(WindowDataset):
                     log.warning("%s: occupancy files without 'instances' (written before instance ids existed, "
                                 "e.g. %s); their history/future_instances are zeros and instances_valid False — "
                                 "re-run the ground truth (vlwm gt --overwrite) to get them", rec.name,
-                                layout.occupancy_path(rec.path, rec.first_frame + int(pos)))
+                                recording.occupancy_path(rec.path, rec.first_frame + int(pos)))
         poses = rec.poses[positions]
         ground = rec.ground_z[positions]
         height = np.where(np.isfinite(ground), poses[:, 2] - ground, poses[:, 2]).astype(np.float32)
@@ -361,7 +362,7 @@ class GazeboOccWorldDataset(WindowDataset):
         images = np.empty((len(positions), len(cams), h, w, 3), np.uint8)
         for t, pos in enumerate(positions):
             for c, cam in enumerate(cams):
-                path = layout.image_path(rec.path, rec.first_frame + int(pos), cam)
+                path = recording.image_path(rec.path, rec.first_frame + int(pos), cam)
                 try:
                     images[t, c] = layout.read_image(path, (w, h))
                 except READ_ERRORS as exc:
@@ -386,7 +387,7 @@ class GazeboOccWorldDataset(WindowDataset):
         out = np.zeros((len(positions), m, layout.LIDAR_COLUMNS_USED), np.float32)
         count = np.zeros(len(positions), np.int64)
         for t, pos in enumerate(positions):
-            path = layout.lidar_path(rec.path, rec.first_frame + int(pos))
+            path = recording.lidar_path(rec.path, rec.first_frame + int(pos))
             try:
                 pts = layout.read_lidar(path)
             except READ_ERRORS as exc:

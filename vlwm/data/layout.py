@@ -1,16 +1,13 @@
-"""Reading one recording folder: the recorder's layout and the same layout written by other tools.
+"""Reading the contents of a recording's frame files for the dataset: ground-truth grids, lidar, images.
 
-::
+The folder layout (names, frame numbering, which folders are recordings), the pose files and the
+manifest belong to :mod:`vlwm.io.recording` and :mod:`vlwm.io.manifest`; this module reads what the
+dataset needs from the files they name, including those other tools write in the same layout::
 
-    <sequence>/                         drone_<...> or rover_<...>
-      sequence.json                     manifest (agent_type, rates.frame_rate_hz, frames, sensors); optional
-      poses/NNNNNN.json                 nested (position, orientation x,y,z,w, velocity.linear/angular)
-                                        or pose_13d [x, y, z, qw, qx, qy, qz, vx, vy, vz, wx, wy, wz]
-      occupancy/NNNNNN_occupancy.npz    semantics (uint8 ids) or occupancy (binary or ids); optional masks and
-                                        instances (int32 ids + 1 of dynamic objects, 0 = none)
-      occupancy/grid.json               the grid spec (vlwm.gt.frame_gt.grid_document); optional
-      lidar/NNNNNN_LIDAR.npy            float [N, >= 4]: x, y, z, intensity, ... (lidar frame)
-      images/NNNNNN_<CAM>.jpg           six cameras
+    occupancy/NNNNNN_occupancy.npz    semantics (uint8 ids) or occupancy (binary or ids); optional masks and
+                                      instances (int32 ids + 1 of dynamic objects, 0 = none)
+    lidar/NNNNNN_LIDAR.npy            float [N, >= 4]: x, y, z, intensity, ... (lidar frame)
+    images/NNNNNN_<CAM>.jpg           six cameras
 
 Files are read one at a time (``np.load`` per file, nothing kept open).  :func:`peek_npz` reads
 only an array's header (shape, dtype) without inflating the data: the dataset's construction-time
@@ -19,8 +16,6 @@ checks cost a few hundred microseconds per frame.
 
 from __future__ import annotations
 
-import json
-import re
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -28,19 +23,12 @@ from typing import NamedTuple
 import numpy as np
 
 from vlwm.gt.instances import INSTANCES_KEY   # per-voxel instance ids; files written before them lack the key
-from vlwm.sim.frames import Pose
 
-MANIFEST = "sequence.json"
-GRID_FILE = "grid.json"
-POSES_DIR, OCC_DIR, LIDAR_DIR, IMAGES_DIR = "poses", "occupancy", "lidar", "images"
 OCC_KEYS = ("semantics", "occupancy")        #: accepted class-id keys, in order of preference
 MASK_KEYS = ("mask_lidar", "mask_camera")
 LIDAR_COLUMNS_USED = 4                       #: x, y, z, intensity
 #: Binary ``occupancy`` files (1 = occupied, no class) map occupied voxels to this label ("others").
 UNKNOWN_OCCUPIED_LABEL = 0
-_POSE_FILE = re.compile(r"^(\d{6})\.json$")
-_OCC_FILE = re.compile(r"^(\d{6})_occupancy\.npz$")
-_AGENT_PREFIX = re.compile(r"^(drone|rover)_")
 
 
 class ArrayHeader(NamedTuple):
@@ -48,112 +36,6 @@ class ArrayHeader(NamedTuple):
 
     shape: tuple[int, ...]
     dtype: np.dtype
-
-
-def frame_stem(frame: int) -> str:
-    return f"{int(frame):06d}"
-
-
-def pose_path(seq: Path, frame: int) -> Path:
-    return seq / POSES_DIR / f"{frame_stem(frame)}.json"
-
-
-def occupancy_path(seq: Path, frame: int) -> Path:
-    return seq / OCC_DIR / f"{frame_stem(frame)}_occupancy.npz"
-
-
-def lidar_path(seq: Path, frame: int) -> Path:
-    return seq / LIDAR_DIR / f"{frame_stem(frame)}_LIDAR.npy"
-
-
-def image_path(seq: Path, frame: int, camera: str) -> Path:
-    return seq / IMAGES_DIR / f"{frame_stem(frame)}_{camera}.jpg"
-
-
-def is_sequence_dir(path: Path) -> bool:
-    """A folder that looks like a recording (manifest, poses/ or occupancy/)."""
-    return path.is_dir() and any((path / p).exists() for p in (MANIFEST, POSES_DIR, OCC_DIR))
-
-
-def find_sequences(root: Path) -> list[Path]:
-    """Recording folders directly under ``root`` (sorted by name), or ``[root]`` if it is one itself."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such data folder (expected recordings such as {root}/drone_<...>/)")
-    if (root / POSES_DIR).is_dir() or (root / OCC_DIR).is_dir():
-        return [root]
-    return sorted(p for p in root.iterdir() if not p.name.startswith(".") and is_sequence_dir(p))
-
-
-def agent_from_name(name: str) -> str | None:
-    """``'drone'`` / ``'rover'`` from a folder name prefix (older data without a manifest), else None."""
-    m = _AGENT_PREFIX.match(name)
-    return m.group(1) if m else None
-
-
-def read_manifest(seq: Path) -> dict | None:
-    """``sequence.json`` as a dict, None when absent; a damaged one raises ValueError naming the file."""
-    path = seq / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: the manifest is not a JSON object")
-    return doc
-
-
-def listed_frames(seq: Path, sub: str) -> list[int]:
-    """Frame numbers of the pose files (``sub='poses'``) or occupancy files (``sub='occupancy'``)."""
-    pattern = _POSE_FILE if sub == POSES_DIR else _OCC_FILE
-    folder = seq / sub
-    if not folder.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name)))
-
-
-def read_pose(path: Path) -> tuple[np.ndarray, float | None, float | None]:
-    """One pose file.
-
-    Returns
-    -------
-    pose : (13,) float64 ``[x, y, z, qw, qx, qy, qz, vx, vy, vz, wx, wy, wz]``, quaternion normalised.
-    timestamp : float seconds, or None when the file has none.
-    ground_z : float metres (world z of the ground under the vehicle), or None.
-
-    Raises ValueError (with the reason) for unreadable, incomplete or non-finite poses.
-    """
-    try:
-        doc = json.loads(Path(path).read_text())
-    except ValueError as exc:
-        raise ValueError(f"not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ValueError("not a JSON object")
-    try:
-        pose = Pose.from_json(doc)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"incomplete pose ({type(exc).__name__}: {exc})") from None
-    vec = np.asarray(pose.pose_13d(), np.float64)
-    if not np.all(np.isfinite(vec)):
-        bad = [n for n, v in zip(("x", "y", "z", "qw", "qx", "qy", "qz", "vx", "vy", "vz", "wx", "wy", "wz"), vec)
-               if not np.isfinite(v)]
-        raise ValueError(f"non-finite values in {bad}")
-    norm = np.linalg.norm(vec[3:7])
-    if not norm > 1e-6:
-        raise ValueError("zero quaternion")
-    vec[3:7] /= norm
-    ts = doc.get("timestamp")
-    ground = doc.get("ground_z")
-    try:
-        ts = None if ts is None else float(ts)
-        ground = None if ground is None else float(ground)
-    except (TypeError, ValueError):
-        raise ValueError(f"timestamp / ground_z are not numbers ({ts!r}, {ground!r})") from None
-    if ts is not None and not np.isfinite(ts):
-        raise ValueError(f"non-finite timestamp {ts}")
-    return vec, ts, ground
 
 
 def peek_npz(path: Path) -> dict[str, ArrayHeader]:

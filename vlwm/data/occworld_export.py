@@ -44,7 +44,8 @@ from vlwm.data.dataset import sequence_motion
 from vlwm.data.splits import TIME_SPLIT, assign_splits, time_block
 from vlwm.data.trajectory import pose13_yaws, to_ego_xy
 from vlwm.data.validation import SequenceRecord, read_agent_type, validate_sequence
-from vlwm.sim.frames import matrix_to_quat
+from vlwm.io import recording
+from vlwm.io.frames import matrix_to_quat
 
 OCCWORLD_TRAIN_FRAMES = 16    #: window of OccWorld's world-model training (return_len 15 + 1, SPEC §1.4)
 FUTURE_STEPS = 6              #: rows of VAD's ``gt_ego_fut_trajs``
@@ -116,7 +117,7 @@ def _cams(rec: SequenceRecord, frame: int) -> dict:
     for name, cal in rec.cameras.items():
         t_bc = cal["T_body_cam"]
         t_lc = t_lb @ t_bc
-        out[name] = {"data_path": str(layout.image_path(rec.path, frame, name)), "type": name,
+        out[name] = {"data_path": str(recording.image_path(rec.path, frame, name)), "type": name,
                      "sensor2ego_translation": t_bc[:3, 3].tolist(), "sensor2ego_rotation": _quat_wxyz(t_bc[:3, :3]),
                      "sensor2lidar_rotation": t_lc[:3, :3].copy(), "sensor2lidar_translation": t_lc[:3, 3].copy(),
                      "cam_intrinsic": cal["K"].copy()}
@@ -149,7 +150,7 @@ def _scene_infos(rec: SequenceRecord, scene: str, run: list[int], config: Datase
             "ego2global_translation": poses[pos, :3].tolist(),
             "ego2global_rotation": poses[pos, 3:7].tolist(),
             "lidar2ego_translation": t_bl[:3, 3].tolist(), "lidar2ego_rotation": _quat_wxyz(t_bl[:3, :3]),
-            "lidar_path": str(layout.lidar_path(rec.path, frame)),
+            "lidar_path": str(recording.lidar_path(rec.path, frame)),
             "cams": _cams(rec, frame),
             "vlwm": {"sequence": rec.name, "frame": int(frame), "agent_type": rec.agent_type or "unknown"},
         }
@@ -172,7 +173,7 @@ def export_occworld(data_root: str | Path, out_dir: str | Path, config: DatasetC
     """
     config = config or DatasetConfig()
     root, out = Path(data_root), Path(out_dir)
-    paths = layout.find_sequences(root)
+    paths = recording.find_sequences(root)
     agents = {p.name: read_agent_type(p)[0] for p in paths}
     split_of = assign_splits(agents, config.ratios, config.seed, config.split_fallback)
     report = ExportReport()
@@ -199,7 +200,7 @@ def export_occworld(data_root: str | Path, out_dir: str | Path, config: DatasetC
                     (f"_part{n + 1}" if len(kept) > 1 else "")
                 scene_infos = _scene_infos(rec, scene, run, config)
                 for info, pos in zip(scene_infos, run):
-                    _write_labels(layout.occupancy_path(rec.path, rec.first_frame + pos),
+                    _write_labels(recording.occupancy_path(rec.path, rec.first_frame + pos),
                                   out / info["occ_path"] / "labels.npz", free)
                 infos[split][scene] = scene_infos
                 report.scenes[split].append((scene, len(run)))

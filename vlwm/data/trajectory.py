@@ -1,7 +1,7 @@
 """Ego motion in the form the OccWorld world model consumes, and the 3-way driving command.
 
 Poses enter as 13-d rows ``[x, y, z, qw, qx, qy, qz, vx, vy, vz, wx, wy, wz]`` (the guide's
-convention, :mod:`vlwm.sim.frames`): body position (m) and orientation (body -> world) in the
+convention, :mod:`vlwm.io.frames`): body position (m) and orientation (body -> world) in the
 local ENU world frame, linear velocity (m/s, world), angular velocity (rad/s, body).
 
 **Ego frame of frame i** — the frame the trajectory quantities are expressed in: origin at the
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlwm.sim.frames import matrix_to_quat, quat_to_matrix
+from vlwm.io.frames import matrix_to_quat, quat_to_matrix
 
 #: VAD / OccWorld command rule: lateral offset (m) that makes a turn, and the look-ahead (s).
 COMMAND_THRESHOLD_M = 2.0

@@ -22,8 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from vlwm.data import layout
-from vlwm.data.config import AGENT_TYPES, CAMERA_NAMES, OCCWORLD_FRAME_RATE_HZ, DatasetConfig
+from vlwm.data.config import CAMERA_NAMES, OCCWORLD_FRAME_RATE_HZ, DatasetConfig
 from vlwm.gt.grid import GridSpec
+from vlwm.io import recording
+from vlwm.io.manifest import LIDAR_SENSOR, Manifest, ManifestError, read_manifest
+from vlwm.io.recording import AGENT_TYPES
 from vlwm.labels import OCC3D_CLASS_NAMES
 
 GT_HINT = "run scripts/generate_occupancy_gt.py on it (the ground-truth stage)"
@@ -100,16 +103,17 @@ class SequenceRecord:
         return "\n".join(lines)
 
 
-def read_agent_type(seq: Path) -> tuple[str | None, dict | None, Issue | None]:
-    """Agent type (manifest ``agent_type``, else the folder prefix), the manifest, and a manifest problem."""
+def read_agent_type(seq: Path) -> tuple[str | None, Manifest | None, Issue | None]:
+    """Agent type (manifest ``agent_type``, else the folder prefix), the manifest (None when absent or
+    unreadable), and the manifest's problem (naming the file and key)."""
     issue, manifest = None, None
     try:
-        manifest = layout.read_manifest(seq)
-    except ValueError as exc:
-        issue = Issue(None, str(seq / layout.MANIFEST), str(exc).split(": ", 1)[-1])
-    agent = manifest.get("agent_type") if manifest else None
+        manifest = read_manifest(seq)
+    except ManifestError as exc:
+        issue = Issue(None, str(seq / recording.MANIFEST), str(exc).split(": ", 1)[-1])
+    agent = manifest.agent_type if manifest is not None else None
     if agent not in AGENT_TYPES:
-        agent = layout.agent_from_name(seq.name)
+        agent = recording.agent_from_name(seq.name)
     return agent, manifest, issue
 
 
@@ -118,7 +122,7 @@ def check_grid(seq: Path, grid: GridSpec) -> tuple[str, ...] | None:
 
     Raises GridMismatchError naming the sequence when the grids differ.
     """
-    path = seq / layout.OCC_DIR / layout.GRID_FILE
+    path = seq / recording.OCC_DIR / recording.GRID_FILE
     if not path.is_file():
         return None
     try:
@@ -138,19 +142,16 @@ def check_grid(seq: Path, grid: GridSpec) -> tuple[str, ...] | None:
     return tuple(names) if isinstance(names, list) and names else None
 
 
-def _calibration(manifest: dict | None) -> tuple[np.ndarray, dict]:
-    sensors = (manifest or {}).get("sensors") or {}
-    t_bl = np.eye(4)
-    lidar = sensors.get("LIDAR") or {}
-    if "T_body_sensor" in lidar:
-        t_bl = np.asarray(lidar["T_body_sensor"], np.float64).reshape(4, 4)
+def _calibration(manifest: Manifest | None) -> tuple[np.ndarray, dict]:
+    """``T_body_lidar`` (identity when the manifest has no lidar entry: noted by the caller) and the
+    calibrated cameras (name -> K, T_body_cam, width, height)."""
+    sensors = (manifest.sensors if manifest is not None else None) or {}
+    t_bl = sensors[LIDAR_SENSOR].T_body_sensor.copy() if LIDAR_SENSOR in sensors else np.eye(4)
     cams = {}
     for name in CAMERA_NAMES:
         s = sensors.get(name)
-        if s and "K" in s and "T_body_sensor" in s:
-            cams[name] = {"K": np.asarray(s["K"], np.float64).reshape(3, 3),
-                          "T_body_cam": np.asarray(s["T_body_sensor"], np.float64).reshape(4, 4),
-                          "width": int(s.get("width", 0)), "height": int(s.get("height", 0))}
+        if s is not None and s.type == "camera":
+            cams[name] = {"K": s.K.copy(), "T_body_cam": s.T_body_sensor.copy(), "width": s.width, "height": s.height}
     return t_bl, cams
 
 
@@ -165,16 +166,13 @@ def validate_sequence(seq: Path, config: DatasetConfig) -> SequenceRecord:
         issues.append(Issue(None, str(seq), "agent type unknown: no agent_type in sequence.json and the folder "
                                             "name does not start with drone_ or rover_"))
     label_names = check_grid(seq, grid)
-    pose_frames = set(layout.listed_frames(seq, layout.POSES_DIR))
-    occ_frames = set(layout.listed_frames(seq, layout.OCC_DIR))
+    pose_frames = set(recording.pose_frames(seq))
+    occ_frames = set(recording.occupancy_frames(seq))
     listed_ts: dict[int, float] = {}
-    for f in (manifest or {}).get("frames") or []:
-        try:
-            listed_ts[int(f["index"])] = float(f["timestamp"])
-        except (KeyError, TypeError, ValueError):
-            continue
+    for f in manifest.frames if manifest is not None else ():
+        listed_ts[f.index] = float(f.timestamp)
     if not occ_frames:
-        issues.append(Issue(None, str(seq / layout.OCC_DIR), f"no occupancy/ frames — {GT_HINT}"))
+        issues.append(Issue(None, str(seq / recording.OCC_DIR), f"no occupancy/ frames — {GT_HINT}"))
     numbers = pose_frames | occ_frames | set(listed_ts)
     first = min(numbers) if numbers else 1
     n = (max(numbers) - first + 1) if numbers else 0
@@ -187,12 +185,12 @@ def validate_sequence(seq: Path, config: DatasetConfig) -> SequenceRecord:
     shape_checked = label_names is not None
     for pos in range(n):
         frame = first + pos
-        path = layout.pose_path(seq, frame)
+        path = recording.pose_path(seq, frame)
         if frame not in pose_frames:
             issues.append(Issue(frame, str(path), "missing pose file"))
         else:
             try:
-                vec, t, gz = layout.read_pose(path)
+                vec, t, gz = recording.read_pose(path)
                 poses[pos], pose_ok[pos] = vec, True
                 ts[pos] = t if t is not None else listed_ts.get(frame, np.nan)
                 ground[pos] = np.nan if gz is None else gz
@@ -201,12 +199,12 @@ def validate_sequence(seq: Path, config: DatasetConfig) -> SequenceRecord:
         if occ_frames:
             occ_ok[pos], shape_checked = _check_occupancy(seq, frame, frame in occ_frames, grid, shape_checked, issues)
         if config.load_images:
-            missing = [c for c in config.cameras if not layout.image_path(seq, frame, c).is_file()]
+            missing = [c for c in config.cameras if not recording.image_path(seq, frame, c).is_file()]
             if missing:
                 extra_ok[pos] = False
-                issues.append(Issue(frame, str(seq / layout.IMAGES_DIR), f"missing cameras {missing}"))
+                issues.append(Issue(frame, str(seq / recording.IMAGES_DIR), f"missing cameras {missing}"))
         if config.load_lidar:
-            lp = layout.lidar_path(seq, frame)
+            lp = recording.lidar_path(seq, frame)
             try:
                 header = layout.peek_npy(lp) if lp.is_file() else None
                 if header is None:
@@ -224,13 +222,8 @@ def validate_sequence(seq: Path, config: DatasetConfig) -> SequenceRecord:
         ts = np.arange(n) / rate
         notes.append("no timestamps: frames assumed evenly spaced at the frame rate")
     _check_time(seq, first, ts, pose_ok, rate, config.max_gap_factor, issues)
-    try:
-        t_bl, cams = _calibration(manifest)
-    except (TypeError, ValueError) as exc:
-        t_bl, cams = np.eye(4), {}
-        issues.append(Issue(None, str(seq / layout.MANIFEST), f"unreadable sensor calibration ({exc}); "
-                                                              f"lidar and cameras taken as uncalibrated"))
-    if config.load_lidar and "LIDAR" not in ((manifest or {}).get("sensors") or {}):
+    t_bl, cams = _calibration(manifest)
+    if config.load_lidar and LIDAR_SENSOR not in ((manifest.sensors if manifest is not None else None) or {}):
         notes.append("no lidar calibration in sequence.json: T_body_lidar taken as identity")
     if config.load_images and any(c not in cams for c in config.cameras):
         notes.append("camera calibration missing from sequence.json: cam_intrinsics/cam_extrinsics are NaN")
@@ -243,7 +236,7 @@ def validate_sequence(seq: Path, config: DatasetConfig) -> SequenceRecord:
 def _check_occupancy(seq: Path, frame: int, exists: bool, grid: GridSpec, shape_checked: bool,
                      issues: list[Issue]) -> tuple[bool, bool]:
     """Header check of one occupancy file; returns (usable, whether the grid shape has been confirmed)."""
-    path = layout.occupancy_path(seq, frame)
+    path = recording.occupancy_path(seq, frame)
     if not exists:
         issues.append(Issue(frame, str(path), f"missing occupancy file — {GT_HINT}"))
         return False, shape_checked
@@ -271,14 +264,10 @@ def _check_occupancy(seq: Path, frame: int, exists: bool, grid: GridSpec, shape_
     return True, True
 
 
-def _frame_rate(manifest: dict | None, ts: np.ndarray) -> tuple[float, str]:
-    rates = (manifest or {}).get("rates") or {}
-    try:
-        rate = float(rates.get("frame_rate_hz"))
-        if rate > 0 and np.isfinite(rate):
-            return rate, "sequence.json"
-    except (TypeError, ValueError):
-        pass
+def _frame_rate(manifest: Manifest | None, ts: np.ndarray) -> tuple[float, str]:
+    rate = manifest.rates.frame_rate_hz if manifest is not None and manifest.rates is not None else None
+    if rate is not None:                 # the manifest checks it is a finite positive number
+        return float(rate), "sequence.json"
     steps = np.diff(ts)
     steps = steps[np.isfinite(steps) & (steps > 0)]
     if len(steps):
@@ -291,7 +280,7 @@ def _check_time(seq: Path, first: int, ts: np.ndarray, pose_ok: np.ndarray, rate
     """Flag missing or non-increasing timestamps (frame unusable) and gaps (reported; windows skip them)."""
     for pos in np.flatnonzero(pose_ok & ~np.isfinite(ts)):
         pose_ok[pos] = False
-        issues.append(Issue(first + int(pos), str(layout.pose_path(seq, first + int(pos))),
+        issues.append(Issue(first + int(pos), str(recording.pose_path(seq, first + int(pos))),
                             "no timestamp (other frames have one)"))
     prev = None
     for pos in np.flatnonzero(pose_ok & np.isfinite(ts)):
@@ -300,12 +289,12 @@ def _check_time(seq: Path, first: int, ts: np.ndarray, pose_ok: np.ndarray, rate
             dt = ts[pos] - ts[prev]
             if dt <= 0:
                 pose_ok[pos] = False
-                issues.append(Issue(frame, str(layout.pose_path(seq, frame)),
+                issues.append(Issue(frame, str(recording.pose_path(seq, frame)),
                                     f"timestamp {ts[pos]:.3f} s does not increase (frame {first + prev}: "
                                     f"{ts[prev]:.3f} s)"))
                 continue
             if dt > factor * (pos - prev) / rate:
-                issues.append(Issue(frame, str(layout.pose_path(seq, frame)),
+                issues.append(Issue(frame, str(recording.pose_path(seq, frame)),
                                     f"gap: {dt:.3f} s after frame {first + prev} (nominal {(pos - prev) / rate:.3f} s)"))
         prev = pos
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlwm.gt.grid import GridSpec
-from vlwm.sim.frames import Pose, invert_transform, make_transform, transform_points
+from vlwm.io.frames import Pose, invert_transform, make_transform, transform_points
 
 #: Ground points within this horizontal radius (m) of the vehicle estimate its ground height.
 GROUND_ESTIMATE_RADIUS_M = 10.0

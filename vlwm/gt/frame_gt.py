@@ -38,12 +38,12 @@ from vlwm.gt.lidar_source import LidarSweep, ObjectPoses, aggregate_sweeps
 from vlwm.gt.priority import OCC3D_PRIORITY, priority_ranks
 from vlwm.gt.scene_source import DEFAULT_SOLID_CLASSES, ActorBoxes, SceneVoxelizer
 from vlwm.gt.visibility import DEFAULT_CAMERA_SUBSAMPLE, CameraRays, camera_visibility, lidar_visibility
+from vlwm.io.atomic import atomic_write, atomic_write_json
+from vlwm.io.recording import GRID_FILE, occupancy_file_name
 from vlwm.labels import OCC3D_CLASS_NAMES, CityClass
-from vlwm.sim.recorder import atomic_write, atomic_write_json, frame_stem
 
 SOURCES = ("scene", "lidar")
 OTHERS_LABEL = "others"                 #: the label of lidar points that carry none
-GRID_FILE = "grid.json"
 GRID_FORMAT, GRID_FORMAT_VERSION = "vlwm-occupancy-grid", 2   #: 2: frame files carry ``instances``
 #: Keys every frame file has, in the order written.
 OCCUPANCY_KEYS = ("semantics", "mask_lidar", "mask_camera", "occupancy", "T_world_grid")
@@ -211,7 +211,7 @@ def occupancy_for_frame(frame: GridFrame, config: GTConfig, *, scene: SceneVoxel
 
 def occupancy_path(out_dir: str | os.PathLike, index: int) -> Path:
     """``<out_dir>/NNNNNN_occupancy.npz`` of 1-based frame ``index``."""
-    return Path(out_dir) / f"{frame_stem(index)}_occupancy.npz"
+    return Path(out_dir) / occupancy_file_name(index)
 
 
 def write_occupancy(path: str | os.PathLike, occupancy: FrameOccupancy) -> Path:

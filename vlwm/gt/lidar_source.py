@@ -34,12 +34,12 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from vlwm.gt.ego_frame import GridFrame, index_transform, rotation_z
-from vlwm.sim.frames import transform_points
 from vlwm.gt.grid import GridSpec
 from vlwm.gt.instances import voxel_instance_ids
 from vlwm.gt.voxelize import splat_points
+from vlwm.io.frames import transform_points
+from vlwm.io.frames import Pose, invert_transform, make_transform
 from vlwm.labels import DYNAMIC_OCC_CLASSES
-from vlwm.sim.frames import Pose, invert_transform, make_transform
 from vlwm.sim.lidar import LIDAR_COLUMNS
 
 MIN_OBJECT_POINTS = 3          #: an instance needs this many points in a sweep to get an estimated pose

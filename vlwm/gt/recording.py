@@ -13,14 +13,12 @@ loader can read (cameras and lidar stay in the recording).
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 from tqdm import tqdm
 
 from vlwm.gt.frame_gt import GTConfig
@@ -28,7 +26,9 @@ from vlwm.gt.grid import grid_preset
 from vlwm.gt.scene_source import SceneVoxelizer
 from vlwm.gt.sequence import SequenceInputs, SequenceReport, generate_sequence
 from vlwm.gt.visibility import PinholeCamera
-from vlwm.sim.lidar import LIDAR_COLUMNS
+from vlwm.io import recording
+from vlwm.io.manifest import Manifest, load_manifest
+from vlwm.io.recording import LIDAR_COLUMNS
 from vlwm.sim.traffic import Traffic, TrafficConfig
 from vlwm.world.scene import Scene
 
@@ -37,40 +37,29 @@ AUTO_GRID = {"drone": "aerial", "rover": "occ3d"}
 
 
 def find_sequences(inputs: Sequence[str]) -> list[Path]:
-    """Sequence folders named by ``inputs``: folders holding ``poses/`` (globs allowed), or dataset
-    roots whose sub-folders hold them."""
+    """Recordings named by ``inputs`` (folders, globs allowed): each one a recording, or a folder whose
+    sub-folders are (:func:`vlwm.io.recording.is_sequence_dir`, the rule of every stage); a folder
+    with none adds nothing, but no recording at all is an error.  Duplicates are dropped."""
     found: list[Path] = []
     for pattern in inputs:
-        matches = sorted(glob.glob(os.path.expanduser(pattern))) or [pattern]
-        for m in matches:
+        for m in sorted(glob.glob(os.path.expanduser(pattern))) or [pattern]:
             p = Path(m)
-            if (p / "poses").is_dir():
+            if recording.is_sequence_dir(p):
                 found.append(p)
             elif p.is_dir():
-                found.extend(sorted(c for c in p.iterdir() if (c / "poses").is_dir()))
+                found.extend(recording.sequences_in(p))
             else:
                 raise FileNotFoundError(f"{p}: no such sequence folder")
     if not found:
-        raise FileNotFoundError(f"no recorded sequences (folders with poses/) in {list(inputs)}")
+        raise FileNotFoundError(f"no recorded sequences (folders with {recording.POSES_DIR}/) in {list(inputs)}")
     return list(dict.fromkeys(found))
 
 
-def read_manifest(seq_dir: Path) -> dict:
-    """The sequence's ``sequence.json`` (empty for recordings without one)."""
-    path = seq_dir / "sequence.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: damaged manifest ({exc})") from exc
-
-
-def agent_type(seq_dir: Path, manifest: dict) -> str:
-    """'drone' or 'rover': from the manifest, else the folder name prefix."""
-    agent = manifest.get("agent_type") or seq_dir.name.split("_", 1)[0]
-    if agent not in AUTO_GRID:
-        raise ValueError(f"{seq_dir}: cannot tell drone from rover (no agent_type in sequence.json, "
+def agent_type(seq_dir: Path, manifest: Manifest) -> str:
+    """'drone' or 'rover': the manifest's agent_type, else the folder name prefix."""
+    agent = manifest.agent_type or recording.agent_from_name(seq_dir.name)
+    if agent is None:
+        raise ValueError(f"{seq_dir}: cannot tell drone from rover (no agent_type in {recording.MANIFEST}, "
                          f"folder name not drone_*/rover_*): pass --grid")
     return agent
 
@@ -90,15 +79,18 @@ class SceneCache:
         return self._scenes[path]
 
 
-def sequence_inputs(seq_dir: Path, manifest: dict, config: GTConfig, scenes: SceneCache,
+def sequence_inputs(seq_dir: Path, manifest: Manifest, config: GTConfig, scenes: SceneCache,
                     scene_override: Path | None = None) -> SequenceInputs:
-    """What :func:`generate_sequence` needs besides frame files, from the manifest."""
-    sensors = manifest.get("sensors", {})
-    lidar = sensors.get("LIDAR", {})
-    t_body_lidar = np.asarray(lidar.get("T_body_sensor", np.eye(4)), np.float64).reshape(4, 4)
-    columns = tuple(manifest.get("lidar_columns", LIDAR_COLUMNS))
-    cameras = tuple(PinholeCamera.from_calibration(name, sensors[name]) for name in manifest.get("cameras", [])
-                    if name in sensors) if config.camera_mask else ()
+    """What :func:`generate_sequence` needs besides frame files, from the manifest.
+
+    The lidar mount (``sensors.LIDAR.T_body_sensor``) is required: a manifest without it is a
+    :class:`~vlwm.io.manifest.ManifestError` naming the file, never an identity guess.
+    """
+    t_body_lidar = manifest.lidar_mount()
+    columns = manifest.lidar_columns if manifest.lidar_columns is not None else LIDAR_COLUMNS
+    calibrated = manifest.calibrated_cameras()
+    cameras = tuple(PinholeCamera.from_calibration(name, calibrated[name].to_json())
+                    for name in manifest.cameras or () if name in calibrated) if config.camera_mask else ()
     scene = voxelizer = traffic = None
     if config.source == "scene":
         scene_file = scene_override or _scene_file(seq_dir, manifest)
@@ -106,17 +98,17 @@ def sequence_inputs(seq_dir: Path, manifest: dict, config: GTConfig, scenes: Sce
             raise ValueError(f"{seq_dir}: sequence.json names no scene file; pass --scene SCENE.npz or use "
                              f"--source lidar")
         scene, voxelizer = scenes.get(scene_file)
-        if manifest.get("traffic") is not None:
-            traffic = Traffic(scene, TrafficConfig.from_dict(manifest["traffic"]))
-    label_names = tuple(manifest.get("scene", {}).get("label_names", ())) or (
+        if manifest.traffic is not None:
+            traffic = Traffic(scene, TrafficConfig.from_dict(manifest.traffic))
+    label_names = (manifest.scene.label_names if manifest.scene is not None else None) or (
         scene.label_map.names if scene is not None else SequenceInputs.__dataclass_fields__["label_names"].default)
     return SequenceInputs(T_body_lidar=t_body_lidar, lidar_columns=columns, scene=voxelizer, traffic=traffic,
                           cameras=cameras, label_names=label_names,
-                          first_dynamic_instance=manifest.get("traffic_first_instance"))
+                          first_dynamic_instance=manifest.traffic_first_instance)
 
 
-def _scene_file(seq_dir: Path, manifest: dict) -> Path | None:
-    ref = manifest.get("scene", {}).get("file")
+def _scene_file(seq_dir: Path, manifest: Manifest) -> Path | None:
+    ref = manifest.scene.file if manifest.scene is not None else None
     if not ref:
         return None
     path = Path(ref)
@@ -129,14 +121,14 @@ def _scene_file(seq_dir: Path, manifest: dict) -> Path | None:
 def output_dir(seq_dir: Path, output: Path | None) -> Path:
     """Where a sequence's occupancy goes; with ``output``, the manifest and poses are copied there too."""
     if output is None:
-        return seq_dir / "occupancy"
+        return seq_dir / recording.OCC_DIR
     target = output / seq_dir.name
-    (target / "poses").mkdir(parents=True, exist_ok=True)
-    if (seq_dir / "sequence.json").is_file():
-        shutil.copy2(seq_dir / "sequence.json", target / "sequence.json")
-    for p in (seq_dir / "poses").glob("*.json"):
-        shutil.copy2(p, target / "poses" / p.name)
-    return target / "occupancy"
+    (target / recording.POSES_DIR).mkdir(parents=True, exist_ok=True)
+    if (seq_dir / recording.MANIFEST).is_file():
+        shutil.copy2(seq_dir / recording.MANIFEST, target / recording.MANIFEST)
+    for p in (seq_dir / recording.POSES_DIR).glob("*.json"):
+        shutil.copy2(p, target / recording.POSES_DIR / p.name)
+    return target / recording.OCC_DIR
 
 
 def generate(inputs: Sequence[str], output: str | os.PathLike | None = None, *, grid: str = "aerial",
@@ -154,7 +146,7 @@ def generate(inputs: Sequence[str], output: str | os.PathLike | None = None, *, 
     reports = []
     for seq_dir in tqdm(sequences, unit="seq", desc="occupancy", disable=len(sequences) < 2):
         try:
-            manifest = read_manifest(seq_dir)
+            manifest = load_manifest(seq_dir)
             cfg = config
             if grid != "config":
                 cfg = replace(config, grid=grid_preset(AUTO_GRID[agent_type(seq_dir, manifest)]

@@ -29,10 +29,10 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from vlwm.gt.ego_frame import GridFrame, index_transform
-from vlwm.sim.frames import transform_points
 from vlwm.gt.grid import GridSpec
 from vlwm.gt.instances import dynamic_labels, voxel_instance_ids
 from vlwm.gt.voxelize import fill_solids, voxelize_surfaces
+from vlwm.io.frames import transform_points
 from vlwm.labels import CityClass
 from vlwm.sim.traffic import Traffic
 from vlwm.world.builder import box_mesh

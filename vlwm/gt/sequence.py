@@ -1,7 +1,7 @@
 """Occupancy ground truth for a whole recorded sequence: every frame, skipping what is done or broken.
 
 :func:`generate_sequence` reads a sequence folder in the recorder's layout
-(:mod:`vlwm.sim.recorder`: ``poses/NNNNNN.json``, ``lidar/NNNNNN_LIDAR.npy``, optional
+(:mod:`vlwm.io.recording`: ``poses/NNNNNN.json``, ``lidar/NNNNNN_LIDAR.npy``, optional
 ``images/NNNNNN_<CAM>_depth.png``) and writes ``NNNNNN_occupancy.npz`` and ``grid.json``
 (:mod:`vlwm.gt.frame_gt`) into ``out_dir``:
 
@@ -38,11 +38,12 @@ from vlwm.gt.frame_gt import GTConfig, grid_document, occupancy_for_frame, occup
 from vlwm.gt.lidar_source import LidarSweep
 from vlwm.gt.scene_source import ActorBoxes, SceneVoxelizer
 from vlwm.gt.visibility import PinholeCamera, camera_rays
+from vlwm.io.frames import Pose
+from vlwm.io.image_io import image_paths, load_depth_png
+from vlwm.io.manifest import read_manifest
+from vlwm.io.recording import (IMAGES_DIR, LIDAR_COLUMNS, POSES_DIR, is_sequence_dir, lidar_path, pose_frames,
+                               pose_path)
 from vlwm.labels import OCC3D_CLASS_NAMES
-from vlwm.sim.frames import Pose
-from vlwm.sim.image_io import image_paths, load_depth_png
-from vlwm.sim.lidar import LIDAR_COLUMNS
-from vlwm.sim.recorder import frame_stem
 from vlwm.sim.traffic import Traffic
 
 #: Labels whose points estimate the ground height when neither the pose file nor a scene gives it.
@@ -112,22 +113,16 @@ class SequenceInputs:
 
 def list_frames(seq_dir: Path) -> tuple[list[int], list[FrameFailure]]:
     """Frame numbers of a sequence (pose files, and frames its manifest lists) and the missing pose files."""
-    poses = {int(p.stem) for p in (seq_dir / "poses").glob("[0-9]" * 6 + ".json")}
-    listed: set[int] = set()
-    manifest = seq_dir / "sequence.json"
-    if manifest.is_file():
-        try:
-            listed = {int(f["index"]) for f in json.loads(manifest.read_text()).get("frames", [])}
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            listed = set()
-    missing = [FrameFailure(i, str(seq_dir / "poses" / f"{frame_stem(i)}.json"), "missing pose file")
-               for i in sorted(listed - poses)]
+    poses = set(pose_frames(seq_dir))
+    manifest = read_manifest(seq_dir)            # a damaged manifest is an error naming it
+    listed = {f.index for f in manifest.frames} if manifest is not None else set()
+    missing = [FrameFailure(i, str(pose_path(seq_dir, i)), "missing pose file") for i in sorted(listed - poses)]
     return sorted(poses), missing
 
 
 def load_pose(seq_dir: Path, index: int) -> tuple[Pose, float | None]:
     """The pose of frame ``index`` and its ``ground_z`` (None when absent)."""
-    path = seq_dir / "poses" / f"{frame_stem(index)}.json"
+    path = pose_path(seq_dir, index)
     try:
         d = json.loads(path.read_text())
         pose = Pose.from_json(d)
@@ -144,7 +139,7 @@ def load_pose(seq_dir: Path, index: int) -> tuple[Pose, float | None]:
 
 def load_sweep(seq_dir: Path, index: int, pose: Pose, inputs: SequenceInputs) -> LidarSweep:
     """The lidar sweep of frame ``index``, checked: a 2-D float array with the recorded columns."""
-    path = seq_dir / "lidar" / f"{frame_stem(index)}_LIDAR.npy"
+    path = lidar_path(seq_dir, index)
     try:
         pts = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -164,7 +159,7 @@ def load_depths(seq_dir: Path, index: int, cameras) -> dict[str, np.ndarray]:
     """Depth images of frame ``index`` of the cameras that have one (the others' rays go to their range)."""
     out = {}
     for cam in cameras:
-        path = image_paths(seq_dir / "images", index, cam.name)[1]
+        path = image_paths(seq_dir / IMAGES_DIR, index, cam.name)[1]
         if path.is_file():
             try:
                 out[cam.name] = load_depth_png(path)
@@ -209,7 +204,7 @@ def _make_frame(index: int, frames: list[int], reader: _FrameReader, config: GTC
                          [names.index(n) for n in GROUND_LABEL_NAMES if n in names])
         ground_z = estimate_ground_z(sweep.world_points(), pose.position[:2], ground)
         if ground_z is None:
-            raise FrameInputError(reader.seq_dir / "lidar" / f"{frame_stem(index)}_LIDAR.npy",
+            raise FrameInputError(lidar_path(reader.seq_dir, index),
                                   "no ground_z in the pose file, no scene and no lidar point to estimate it")
     frame = GridFrame.from_pose(pose, ground_z)
     sweeps, current = [sweep], 0
@@ -279,8 +274,8 @@ def generate_sequence(seq_dir: str | os.PathLike, out_dir: str | os.PathLike, co
     SequenceReport
     """
     seq_dir, out_dir = Path(seq_dir), Path(out_dir)
-    if not (seq_dir / "poses").is_dir():
-        raise FileNotFoundError(f"{seq_dir}: no poses/ folder — not a recorded sequence")
+    if not is_sequence_dir(seq_dir):
+        raise FileNotFoundError(f"{seq_dir}: no {POSES_DIR}/ folder — not a recorded sequence")
     if config.source == "scene" and inputs.scene is None:
         raise ValueError(f"{seq_dir}: --source scene needs the recording's scene; use --source lidar without one")
     if workers < 1:

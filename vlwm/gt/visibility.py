@@ -28,9 +28,9 @@ import numpy as np
 
 from vlwm.gt.ego_frame import GridFrame, index_transform
 from vlwm.gt.grid import GridSpec
+from vlwm.io.frames import Pose, rotate_vectors
+from vlwm.io.image_io import DEPTH_SCALE_MM, NO_DEPTH
 from vlwm.sim.camera import CameraConfig
-from vlwm.sim.image_io import DEPTH_SCALE_MM, NO_DEPTH
-from vlwm.sim.frames import Pose, rotate_vectors
 
 DEFAULT_CAMERA_SUBSAMPLE = 4     #: camera rays go through every 4th pixel along rows and columns
 DEFAULT_CAMERA_RANGE_M = 1000.0  #: how far a camera ray goes without a depth (as ``CameraConfig.max_range``)

@@ -23,6 +23,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from vlwm.io.atomic import atomic_write
+
 SelectFn = Callable[[str], "str | None"]
 SCRATCH_DIRNAME = ".nested-zips"
 """Folder under the destination where inner zips are copied while they are read."""
@@ -61,7 +63,8 @@ def safe_extract_zip(archive: str | os.PathLike, dest: str | os.PathLike,
     """Extract the selected files of ``archive`` (and of its inner zips when ``nested``) under ``dest``.
 
     Returns the paths written or kept.  A file already present with the member's size is kept (an
-    interrupted extraction resumes).  Files are written to ``<path>.part`` and renamed when complete.
+    interrupted extraction resumes).  Files are written atomically (:mod:`vlwm.io.atomic`: a temporary
+    file beside the target, renamed when complete).
     Raises :class:`UnsafeArchiveError` (nothing written) or ValueError for an unreadable archive.
     """
     archive, dest = Path(archive), Path(dest)
@@ -149,7 +152,5 @@ def _write(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
     if target.is_file() and target.stat().st_size == info.file_size:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    with zf.open(info) as src, open(part, "wb") as out:
-        shutil.copyfileobj(src, out, COPY_BLOCK)
-    os.replace(part, target)
+    with zf.open(info) as src:
+        atomic_write(target, lambda out: shutil.copyfileobj(src, out, COPY_BLOCK))

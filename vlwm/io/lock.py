@@ -17,6 +17,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from vlwm.io.atomic import atomic_write_json
 from vlwm.io.download import Download
 
 LOCK_VERSION = 1
@@ -90,6 +91,4 @@ class DownloadLock:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": LOCK_VERSION, "files": {k: asdict(v) for k, v in sorted(self.entries.items())}}
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, self.path)
+        atomic_write_json(self.path, data, trailing_newline=True)

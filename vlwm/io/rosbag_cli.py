@@ -73,6 +73,8 @@ def cmd_export_bag(args: argparse.Namespace) -> int:
     from vlwm.io.rosbag_export import export_bag
 
     report = export_bag(args.recording, args.out, storage=args.storage, progress=not args.quiet)
+    for line in report.notes:
+        print(f"note: {line}", file=sys.stderr)
     for line in report.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     print(report.summary())

@@ -7,7 +7,8 @@ Topics (frames: ``map`` = our world, local ENU; ``base_link`` = the body, x forw
 topic                           type                        content, per frame unless said otherwise
 ==============================  ==========================  ============================================
 ``/tf_static``                  tf2_msgs/TFMessage          once: base_link -> lidar and each camera
-                                                            (``T_body_sensor`` of ``sequence.json``)
+                                                            (``T_body_sensor`` of ``sequence.json``; a
+                                                            sensor without one gets no edge, reported)
 ``/tf``                         tf2_msgs/TFMessage          map -> base_link (the pose)
 ``/odom``                       nav_msgs/Odometry           the pose; twist in base_link (ROS): linear =
                                                             R_world_bodyᵀ · world velocity, angular as stored
@@ -36,9 +37,9 @@ import numpy as np
 from tqdm import tqdm
 
 from vlwm.io import rosbag_messages as rm
-from vlwm.sim.frames import Pose, matrix_to_quat
-from vlwm.sim.lidar import LIDAR_COLUMNS
-from vlwm.sim.recorder import frame_stem
+from vlwm.io.frames import Pose, matrix_to_quat
+from vlwm.io.manifest import LIDAR_SENSOR, Manifest, ManifestError, SensorCalibration, read_manifest
+from vlwm.io.recording import LIDAR_COLUMNS, image_path, lidar_path, pose_frames, pose_path
 
 WORLD_FRAME = "map"
 BODY_FRAME = "base_link"
@@ -72,13 +73,15 @@ class BagExportError(ValueError):
 
 @dataclass
 class ExportReport:
-    """What :func:`export_bag` wrote: frames, messages per topic, frames' files that were missing."""
+    """What :func:`export_bag` wrote: frames, messages per topic, frames' files that were missing,
+    and notes (sensors without calibration)."""
 
     recording: Path
     bag: Path
     frames: int
     messages: dict[str, int]
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"wrote {self.frames} frames ({sum(self.messages.values())} messages on {len(self.messages)} topics) "
@@ -96,13 +99,16 @@ def export_bag(recording: str | os.PathLike, out: str | os.PathLike, storage: st
     seq, out = Path(recording), Path(out)
     if storage not in STORAGES:
         raise BagExportError(f"storage must be one of {STORAGES}, got {storage!r}")
-    pose_files = sorted((seq / "poses").glob("[0-9]" * 6 + ".json")) if (seq / "poses").is_dir() else []
+    pose_files = [pose_path(seq, i) for i in pose_frames(seq)]
     if not pose_files:
         raise FileNotFoundError(f"{seq}: no poses/NNNNNN.json: not a recording folder")
     if out.exists():
         raise BagExportError(f"{out} already exists: remove it or choose another --out")
-    manifest = _read_manifest(seq)
-    sensors = manifest.get("sensors") or {}
+    try:
+        manifest = read_manifest(seq)
+    except ManifestError as exc:
+        raise BagExportError(str(exc)) from None
+    sensors = (manifest.sensors if manifest is not None else None) or {}
     start_ns = _start_ns(manifest)
     cameras = _camera_files(seq)
     report = ExportReport(seq, out, 0, {})
@@ -125,12 +131,12 @@ def export_bag(recording: str | os.PathLike, out: str | os.PathLike, storage: st
                 continue
             ns = start_ns + int(round(pose.timestamp * rm.NS_PER_S))
             if TF_STATIC_TOPIC not in conns:                               # once, with the first frame
-                put(TF_STATIC_TOPIC, _static_tf(sensors, cameras, ns), ns, qos=(_latched_qos(),))
+                put(TF_STATIC_TOPIC, _static_tf(sensors, cameras, ns, report.notes), ns, qos=(_latched_qos(),))
             put(ODOM_TOPIC, _odometry(pose, ns), ns)
             put(TF_TOPIC, rm.msg_type(rm.TF_MESSAGE)(transforms=[
                 rm.transform_stamped_msg(ns, WORLD_FRAME, BODY_FRAME, pose.position, pose.orientation)]), ns)
             frame = int(path.stem)
-            lidar = seq / "lidar" / f"{frame_stem(frame)}_LIDAR.npy"
+            lidar = lidar_path(seq, frame)
             if lidar.is_file():
                 try:
                     pts = np.load(lidar)                                  # (N, C) float32, lidar frame
@@ -138,34 +144,26 @@ def export_bag(recording: str | os.PathLike, out: str | os.PathLike, storage: st
                 except (OSError, ValueError) as exc:
                     report.skipped.append(f"{lidar}: unreadable ({exc})")
             for name in cameras.get(frame, ()):
-                image = seq / "images" / f"{frame_stem(frame)}_{name}.jpg"
+                image = image_path(seq, frame, name)
                 put(camera_topic(name), rm.jpeg_to_compressed(image.read_bytes(), ns, camera_frame(name)), ns)
-                cal = sensors.get(name) or {}
-                if "K" in cal and "width" in cal and "height" in cal:
-                    put(camera_info_topic(name), rm.camera_info_msg(np.asarray(cal["K"]), cal["width"], cal["height"],
+                cal = sensors.get(name)
+                if cal is not None and cal.type == "camera":
+                    put(camera_info_topic(name), rm.camera_info_msg(cal.K, cal.width, cal.height,
                                                                     ns, camera_frame(name)), ns)
             report.frames += 1
     return report
 
 
-def _read_manifest(seq: Path) -> dict:
-    path = seq / "sequence.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BagExportError(f"{path}: damaged manifest ({exc})") from None
-
-
-def _start_ns(manifest: dict) -> int:
+def _start_ns(manifest: Manifest | None) -> int:
     """Stamp (ns) of timestamp 0: the imported bag's start, else ``created`` read as UTC, else 0."""
-    source = manifest.get("source") or {}
-    if isinstance(source, dict) and isinstance(source.get("start_time_ns"), int):
+    if manifest is None:
+        return 0
+    source = manifest.source or {}
+    if isinstance(source.get("start_time_ns"), int):
         return int(source["start_time_ns"])
     try:
-        created = datetime.datetime.fromisoformat(manifest["created"])
-    except (KeyError, TypeError, ValueError):
+        created = datetime.datetime.fromisoformat(manifest.created)
+    except (TypeError, ValueError):
         return 0
     if created.tzinfo is None:
         created = created.replace(tzinfo=datetime.timezone.utc)
@@ -183,22 +181,27 @@ def _camera_files(seq: Path) -> dict[int, list[str]]:
     return out
 
 
-def _columns(manifest: dict, pts: np.ndarray) -> list[str]:
+def _columns(manifest: Manifest | None, pts: np.ndarray) -> list[str]:
     """Names of the lidar file's columns: ``sequence.json`` lidar_columns, else ours, else x, y, z, intensity, c4..."""
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise ValueError(f"expected a float array [N, >= 3], got shape {pts.shape}")
-    for cols in (manifest.get("lidar_columns"), LIDAR_COLUMNS):
+    for cols in (manifest.lidar_columns if manifest is not None else None, LIDAR_COLUMNS):
         if cols and len(cols) == pts.shape[1]:
             return list(cols)
     return ["x", "y", "z", "intensity", *(f"c{i}" for i in range(4, pts.shape[1]))][:pts.shape[1]]
 
 
-def _static_tf(sensors: dict, cameras: dict[int, list[str]], ns: int):
-    """``/tf_static``: base_link -> lidar and -> each camera's optical frame (identity where uncalibrated)."""
+def _static_tf(sensors: dict[str, SensorCalibration], cameras: dict[int, list[str]], ns: int, notes: list[str]):
+    """``/tf_static``: base_link -> lidar and -> each camera's optical frame, for the sensors that
+    ``sequence.json`` calibrates; an uncalibrated one gets no edge (its mount is unknown), noted in ``notes``."""
     names = sorted({n for frame in cameras.values() for n in frame})
     transforms = []
-    for name, child in [("LIDAR", LIDAR_FRAME), *((n, camera_frame(n)) for n in names)]:
-        T = np.asarray((sensors.get(name) or {}).get("T_body_sensor", np.eye(4)), np.float64).reshape(4, 4)
+    for name, child in [(LIDAR_SENSOR, LIDAR_FRAME), *((n, camera_frame(n)) for n in names)]:
+        if name not in sensors:
+            notes.append(f"sequence.json sensors.{name}: no calibration, so no /tf_static edge "
+                           f"{BODY_FRAME} -> {child}")
+            continue
+        T = sensors[name].T_body_sensor
         transforms.append(rm.transform_stamped_msg(ns, BODY_FRAME, child, T[:3, 3], matrix_to_quat(T[:3, :3])))
     return rm.msg_type(rm.TF_MESSAGE)(transforms=transforms)
 

@@ -1,6 +1,6 @@
 """``vlwm import-bag``: a ROS 2 bag (sqlite3 ``.db3`` or MCAP) -> one recording in our layout.
 
-The result is what :mod:`vlwm.sim.recorder` writes — ``lidar/NNNNNN_LIDAR.npy``,
+The result is what :class:`vlwm.io.sequence_writer.SequenceWriter` writes — ``lidar/NNNNNN_LIDAR.npy``,
 ``images/NNNNNN_CAM_*.jpg``, ``poses/NNNNNN.json`` and ``sequence.json`` — so ``vlwm gt --source
 lidar`` and the dataset read it like a simulated recording.
 
@@ -43,8 +43,11 @@ from vlwm.io import rosbag_messages as rm
 from vlwm.io.rosbag_poses import (TfTree, TransformTrack, finite_difference_velocities, matrices_to_pose_arrays,
                                   pose_matrix)
 from vlwm.io.rosbag_topics import BagImportError, TopicPlan, camera_for_topic, plan_topics
-from vlwm.sim.frames import Pose, invert_transform, quat_to_matrix, transform_points
-from vlwm.sim.recorder import SequenceWriter, atomic_write, atomic_write_json, frame_stem, remove_sequence
+from vlwm.io.atomic import atomic_write, atomic_write_bytes
+from vlwm.io.frames import Pose, invert_transform, quat_to_matrix, transform_points
+from vlwm.io.image_io import save_rgb_jpeg
+from vlwm.io.recording import OPTICAL_FRAME, POSE_CONVENTION, image_path, lidar_path
+from vlwm.io.sequence_writer import SequenceWriter, remove_sequence
 
 DEFAULT_IMAGE_TOLERANCE_S = 0.05     #: an image further than this from every lidar stamp is dropped
 WORLD_FRAMES = ("map", "odom")       #: world frames tried, in order, for the TF pose source
@@ -341,8 +344,6 @@ def _match_images(plan: TopicPlan, scan: _Scan, stamps: np.ndarray, tolerance_s:
 
 def _manifest(bag, plan, scan, tree, poses, options, stamps, sensor_frame, T_body_lidar, image_plan) -> dict:
     """``sequence.json`` content for the imported recording (the writer adds layout and frame keys)."""
-    from vlwm.sim.simulator import OPTICAL_FRAME, POSE_CONVENTION
-
     steps = np.diff(stamps) / rm.NS_PER_S
     rate = float(1.0 / np.median(steps)) if len(steps) else None
     sensors = {"LIDAR": {"type": "lidar", "T_body_sensor": T_body_lidar.round(9).tolist(), "frame_id": sensor_frame,
@@ -386,8 +387,6 @@ def _create_writer(out: Path, options: ImportOptions, manifest: dict) -> Sequenc
 def _write_data(reader, seq: Path, plan: TopicPlan, lidar, stamps, cloud_moves, image_plan, progress: bool,
                 skipped: list[str]) -> dict[str, int]:
     """Second pass: convert and write every planned cloud and image; returns images written per camera."""
-    from vlwm.sim.image_io import save_rgb_jpeg
-
     frame_of = {index: (k + 1, frame) for k, (index, _, frame) in enumerate(lidar)}
     roles = _roles(plan)
     conns = [c for c in reader.connections if c.topic in roles]
@@ -404,15 +403,15 @@ def _write_data(reader, seq: Path, plan: TopicPlan, lidar, stamps, cloud_moves, 
                 move = cloud_moves[frame]
                 if move is not None:
                     pts[:, :3] = transform_points(move(int(stamps[k - 1])), pts[:, :3]).astype(np.float32)
-                atomic_write(seq / "lidar" / f"{frame_stem(k)}_LIDAR.npy", lambda fh, p=pts: np.save(fh, p))
+                atomic_write(lidar_path(seq, k), lambda fh, p=pts: np.save(fh, p))
             elif (conn.topic, index) in image_plan:
                 k, name = image_plan[(conn.topic, index)]
                 msg = rm.deserialize(raw, conn.msgtype)
-                path = seq / "images" / f"{frame_stem(k)}_{name}.jpg"
+                path = image_path(seq, k, name)
                 if conn.msgtype == rm.COMPRESSED_IMAGE and rm.compressed_kind(msg) == "jpeg":
                     data = np.asarray(msg.data, np.uint8).tobytes()
                     rm.compressed_to_rgb(msg)                                   # it must decode
-                    atomic_write(path, lambda fh, d=data: fh.write(d))
+                    atomic_write_bytes(path, data)
                 else:
                     rgb = rm.compressed_to_rgb(msg) if conn.msgtype == rm.COMPRESSED_IMAGE else rm.image_to_rgb(msg)
                     atomic_write(path, lambda fh, im=rgb: save_rgb_jpeg(fh, im))
@@ -429,18 +428,13 @@ def _write_data(reader, seq: Path, plan: TopicPlan, lidar, stamps, cloud_moves, 
 def _commit_poses(writer: SequenceWriter, stamps: np.ndarray, poses: _Poses) -> None:
     """Write ``poses/NNNNNN.json`` (the commit marks, after the data) and the final manifest.
 
-    Pose files are written here rather than through :meth:`SequenceWriter.write_frame`, which
-    rewrites ``sequence.json`` after every frame (quadratic in a long bag); the documents are the same.
+    ``sequence.json`` is written once at the end (:meth:`SequenceWriter.close`), not after every
+    frame (quadratic in a long bag).
     """
-    frames = []
     for k in range(len(stamps)):
         t = (int(stamps[k]) - int(stamps[0])) / rm.NS_PER_S
         pose = Pose(t, poses.positions[k], poses.quats[k], poses.linear_world[k], poses.angular_body[k])
-        doc = pose.to_json(ros_stamp_ns=int(stamps[k]))
-        doc["frame"] = k + 1
-        atomic_write_json(writer.path / "poses" / f"{frame_stem(k + 1)}.json", doc)
-        frames.append({"index": k + 1, "timestamp": t})
-    writer.manifest.update(frames=frames, num_frames=len(frames))
+        writer.commit_frame(pose, {"ros_stamp_ns": int(stamps[k])}, write_manifest=False)
     writer.close("complete")
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlwm.sim.frames import make_transform, matrix_to_quat, quat_to_matrix
+from vlwm.io.frames import make_transform, matrix_to_quat, quat_to_matrix
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlwm.sim.frames import Pose, make_transform, quat_from_euler, quat_to_matrix, rotate_vectors
-from vlwm.sim.image_io import CameraImage
+from vlwm.io.frames import Pose, make_transform, quat_from_euler, quat_to_matrix, rotate_vectors
+from vlwm.io.image_io import CameraImage
 from vlwm.sim.shading import (DEFAULT_SUN_DIR, MATERIAL_COLOURS, SHADE_BACKENDS, _compose_kernel, _salt,
                               compose_reference)
 from vlwm.world.scene import Caster

@@ -1,7 +1,7 @@
 """The multirotor drone: a point mass under acceleration-limited velocity control, one ``step(dt)``.
 
 The drone lives in the scene's local ENU frame (x east, y north, z up; metres, seconds, radians;
-yaw counter-clockwise from east) and reports :class:`vlwm.sim.frames.Pose`.  It flies a
+yaw counter-clockwise from east) and reports :class:`vlwm.io.frames.Pose`.  It flies a
 :class:`Mission` on its own (mode AUTO) or takes commands from outside — the methods a MAVLink
 endpoint maps its messages onto (``arm``, ``takeoff``, ``goto``, ``set_velocity``, ``land``,
 ``rtl``, ``set_mode``).  A command that cannot be carried out safely raises
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlwm.io.frames import Pose, matrix_to_quat, quat_from_euler, quat_to_matrix
 from vlwm.sim.control_loop import MAX_CONTROL_DT, ControlLoop, wrap_angle
 from vlwm.sim.flight_planning import FlightPlan, PlannerConfig, check_and_plan_drone_path, leg_is_clear, surface_below
-from vlwm.sim.frames import Pose, matrix_to_quat, quat_from_euler, quat_to_matrix
 from vlwm.sim.missions import Mission, Waypoint
 from vlwm.world.scene import Scene
 

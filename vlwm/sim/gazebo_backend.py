@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from vlwm.sim.frames import matrix_to_quat
+from vlwm.io.frames import matrix_to_quat
 from vlwm.sim.gazebo_vehicles import (VEHICLE_MODELS, BridgedTopic, SensorRig, Stack, VehicleModel, body_frame,
                                       model_folder, sensor_transforms, vehicle_topics, write_vehicle_model)
 from vlwm.sim.mavlink_endpoint import GCS_PORT, PORT_STRIDE

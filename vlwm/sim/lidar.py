@@ -37,13 +37,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlwm.io.frames import Pose, make_transform, quat_from_euler, quat_to_matrix, rotate_vectors
+from vlwm.io.recording import LIDAR_COLUMNS
 from vlwm.labels import NUM_CITY_CLASSES, CityClass
-from vlwm.sim.frames import Pose, make_transform, quat_from_euler, quat_to_matrix, rotate_vectors
 from vlwm.world.scene import Caster
 
-#: Names of the columns of a scan array, in order (``lidar/NNNNNN_LIDAR.npy``).
-LIDAR_COLUMNS: tuple[str, ...] = ("x", "y", "z", "intensity", "label", "instance", "ring", "t")
-LIDAR_COLUMN_INDEX = {name: i for i, name in enumerate(LIDAR_COLUMNS)}
 
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vlwm.sim.frames import quat_to_matrix
+from vlwm.io.frames import quat_to_matrix
 from vlwm.sim.qgc_wpl import HEADER, LOITER_POINTS_PER_TURN, MAV_CMD_DO_CHANGE_SPEED, MAV_CMD_NAV_LOITER_TURNS
 
 _ENU_TO_NED = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])

@@ -19,7 +19,7 @@ station; events (COMMAND_ACK, mission protocol, MISSION_ITEM_REACHED) go out at 
 ``time_boot_ms`` is sim time.
 
 **Recording** (``--record``) writes one sequence per vehicle under ``--out`` in the documented
-layout (:mod:`vlwm.sim.recorder`), frames at ``--rate`` from t = 0; the manifest's ``mavlink``
+layout (:mod:`vlwm.io.recording`), frames at ``--rate`` from t = 0; the manifest's ``mavlink``
 entry lists the ports and the missions uploaded (saved under ``<out>/mavlink_missions/``).  A
 run stopped before ``--duration`` closes its sequences as ``interrupted``.
 """
@@ -41,13 +41,13 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from vlwm.io.sequence_writer import SequenceWriter
 from vlwm.sim.camera import camera_rig
 from vlwm.sim.dynamic_world import DynamicWorld
 from vlwm.sim.lidar import LidarConfig
 from vlwm.sim.mavlink_endpoint import GCS_PORT, VehicleEndpoint, vehicle_ports
 from vlwm.sim.missions import Mission, Waypoint
 from vlwm.sim.planning import PlanningError, nearest_open_site
-from vlwm.sim.recorder import SequenceWriter
 from vlwm.sim.simulator import SimConfig, _record_frame, build_manifest
 from vlwm.sim.traffic import Traffic, TrafficConfig
 from vlwm.sim.vehicles import Drone, Rover
@@ -289,7 +289,7 @@ class SimServer:
 
     def _close(self, status: str) -> None:
         for rec, ep in zip(self.recordings, self.endpoints):
-            rec.writer.manifest["mavlink"].update(missions=ep.missions, items_reached=ep.reached)
+            rec.writer.manifest.mavlink.update(missions=ep.missions, items_reached=ep.reached)
             rec.writer.close(status)
         self._close_endpoints()
         if self._tmp is not None:

@@ -1,7 +1,7 @@
 """The car-like rover: a kinematic bicycle model following a lane path, one ``step(dt)``.
 
 The rover lives in the scene's local ENU frame (x east, y north, z up; metres, seconds, radians;
-yaw counter-clockwise from east) and reports :class:`vlwm.sim.frames.Pose`.  It drives a
+yaw counter-clockwise from east) and reports :class:`vlwm.io.frames.Pose`.  It drives a
 :class:`Mission` on its own (mode AUTO) or takes commands from outside — the methods a MAVLink
 endpoint maps its messages onto (``arm``, ``goto``, ``hold``, ``rtl``, ``set_mode``).  A
 command that cannot be carried out safely raises (:class:`PlanningError` for an impossible
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlwm.io.frames import Pose, quat_from_euler
 from vlwm.sim.control_loop import ControlLoop, wrap_angle
-from vlwm.sim.frames import Pose, quat_from_euler
 from vlwm.sim.missions import Mission
 from vlwm.sim.planning_errors import PlanningError
 from vlwm.sim.road_planning import DEFAULT_MIN_TURNING_RADIUS_M, LanePath, lane_path, road_route, turn_angle

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from vlwm.io.image_io import DEPTH_MAX_MM, DEPTH_SCALE_MM, NO_DEPTH
 from vlwm.labels import NUM_CITY_CLASSES, CityClass
-from vlwm.sim.image_io import DEPTH_MAX_MM, DEPTH_SCALE_MM, NO_DEPTH
 
 #: (3,) world-frame unit vector towards the sun: south-east, ~58° above the horizon.
 DEFAULT_SUN_DIR = tuple((np.array([0.45, -0.3, 0.85]) / np.linalg.norm([0.45, -0.3, 0.85])).tolist())

@@ -1,7 +1,7 @@
 """The built-in simulator: a vehicle flies or drives a mission among traffic and is recorded.
 
 One call of :func:`record_mission` produces one sequence folder in the documented layout
-(:mod:`vlwm.sim.recorder`).  Time runs in lock-step: the vehicle's control loop advances in
+(:mod:`vlwm.io.recording`).  Time runs in lock-step: the vehicle's control loop advances in
 ``physics_dt`` steps, and at every frame time ``k / frame_rate_hz`` the sensors see the scene plus
 the traffic at exactly that time (the same time the ground-truth stage voxelises).
 
@@ -21,21 +21,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vlwm.io.manifest import load_manifest
+from vlwm.io.recording import LIDAR_COLUMNS, OPTICAL_FRAME, POSE_CONVENTION
+from vlwm.io.sequence_writer import SequenceWriter
 from vlwm.sim.camera import CAMERA_NAMES, camera_rig, render_rig
 from vlwm.sim.dynamic_world import DynamicWorld
-from vlwm.sim.lidar import LIDAR_COLUMNS, LidarConfig, drone_lidar, rover_lidar, scan
+from vlwm.sim.lidar import LidarConfig, drone_lidar, rover_lidar, scan
 from vlwm.sim.missions import Mission
-from vlwm.sim.recorder import SequenceWriter
 from vlwm.sim.traffic import Traffic, TrafficConfig
 from vlwm.sim.vehicles import vehicle_for_mission
 from vlwm.world.scene import Scene
 
 #: OccWorld's keyframe rate (0.5 s between occupancy frames), the default recording rate.
 DEFAULT_FRAME_RATE_HZ = 2.0
-OPTICAL_FRAME = "OpenCV: x right, y down, z forward (metres)"
-POSE_CONVENTION = ("body frame x forward, y left, z up, in the scene's local ENU world frame (metres); "
-                   "orientation (x, y, z, w) rotates body -> world; linear velocity in the world frame, "
-                   "angular velocity in the body frame; pose_13d = [x, y, z, qw, qx, qy, qz, vx, vy, vz, wx, wy, wz]")
 LIDAR_CONVENTION = ("points in the lidar frame at the frame's pose time; the sweep is motion-compensated "
                     "(geometry and pose sampled at the frame time), t = when the column would fire (s)")
 
@@ -144,8 +142,7 @@ def record_mission(scene: Scene, mission: Mission, out_root: str | os.PathLike, 
     manifest = build_manifest(scene, scene_ref, mission, config, vehicle_id, cameras)
 
     if resume is not None:
-        previous = _read_manifest(resume)
-        if previous.get("status") == "complete":
+        if load_manifest(resume).status == "complete":
             raise ValueError(f"{resume}: the recording is already complete")
         writer = SequenceWriter.open(resume)
         _check_resumable(writer, manifest)
@@ -195,21 +192,11 @@ def _record_frame(writer, world, pose, t, k, scene, lidar_cfg, cameras, config) 
 
 
 def _check_resumable(writer: SequenceWriter, manifest: dict) -> None:
-    old = writer.manifest
+    old = writer.manifest.to_json()
     for key in ("mission", "seed", "rates", "traffic", "sensors"):
         if json.dumps(old.get(key), sort_keys=True) != json.dumps(json.loads(json.dumps(manifest[key])), sort_keys=True):
             raise ValueError(f"{writer.path}: cannot resume: its {key!r} differs from this run's "
                              f"(start a new sequence, or --overwrite)")
-
-
-def _read_manifest(path) -> dict:
-    mf = Path(path) / "sequence.json"
-    try:
-        return json.loads(mf.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no sequence.json — not a recording folder") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{mf}: damaged manifest ({exc})") from exc
 
 
 __all__ = ["CAMERA_NAMES", "DEFAULT_FRAME_RATE_HZ", "SimConfig", "record_mission", "sensor_calibration"]

@@ -11,7 +11,7 @@
 
 Both live in the scene's local ENU frame (x east, y north, z up; metres, seconds, radians; yaw
 counter-clockwise from east), advance with one ``step(dt)`` (:mod:`vlwm.sim.control_loop`) and
-report :class:`vlwm.sim.frames.Pose`.  Both fly/drive a mission on their own (mode AUTO) or take
+report :class:`vlwm.io.frames.Pose`.  Both fly/drive a mission on their own (mode AUTO) or take
 commands from outside — the methods a MAVLink endpoint maps its messages onto (``arm``,
 ``takeoff``, ``goto``, ``set_velocity``, ``land``, ``rtl``, ``set_mode``).  A command that cannot
 be carried out safely raises (:class:`PlanningError` for unsafe geometry, ``RuntimeError`` for a
@@ -32,7 +32,7 @@ from vlwm.sim.drone import (BRAKE_FRACTION, DRONE_MODES, GRAVITY, GUARD_MARGIN_M
                             STOP_RADIUS_M, STOP_SPEED, TILT_TIME_CONSTANT_S, TOUCHDOWN_HEIGHT_M, TOUCHDOWN_SPEED,
                             YAW_FROM_TRAVEL_SPEED, Drone, DroneLimits)
 from vlwm.sim.flight_planning import FlightPlan, PlannerConfig, check_and_plan_drone_path, leg_is_clear, surface_below
-from vlwm.sim.frames import Pose
+from vlwm.io.frames import Pose
 from vlwm.sim.missions import Mission, Waypoint
 from vlwm.sim.planning_errors import PlanningError
 from vlwm.sim.road_planning import DEFAULT_MIN_TURNING_RADIUS_M, LanePath, lane_path, road_route, turn_angle

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vlwm.io.atomic import atomic_write
 from vlwm.models import adapt_depth, extend_pose_inputs, load_state_dict_checked, read_checkpoint
 from vlwm.models.checkpoint import CheckpointMismatchError, LoadReport, official_state_dict, sub_state_dict
 
@@ -58,10 +59,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def save_training_checkpoint(work_dir: Path, state: dict[str, Any], epoch_file: bool, max_keep: int) -> Path:

@@ -7,12 +7,10 @@ from pathlib import Path
 
 
 def cmd_visualize_data(args: argparse.Namespace) -> int:
-    from vlwm.data import layout
+    from vlwm.io import recording
     from vlwm.viz.data_video import visualize_data
 
-    seqs = layout.find_sequences(Path(args.dir))
-    if not seqs:
-        raise ValueError(f"{args.dir}: no recording folders (poses/ or occupancy/) found")
+    seqs = recording.find_sequences(Path(args.dir))       # FileNotFoundError naming the folder when none
     for seq in seqs:
         if args.out is None:
             out = Path(f"{seq.name}.mp4")

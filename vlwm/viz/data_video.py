@@ -16,6 +16,7 @@ import numpy as np
 
 from vlwm.data import layout
 from vlwm.gt.grid import OCC3D, GridSpec
+from vlwm.io import recording
 from vlwm.labels import FREE
 from vlwm.viz.bev import bev_map, lidar_bev
 from vlwm.viz.video import PANEL_HEIGHT, VideoFiles, compose, write_video
@@ -28,7 +29,7 @@ BEV_SCALE = 2               #: BEV pixels per voxel
 
 def sequence_grid(seq: Path, shape: tuple[int, int, int] | None) -> GridSpec:
     """The grid of ``seq``'s ``occupancy/grid.json``; else OCC3D when ``shape`` matches it; else 1 m voxels."""
-    path = seq / layout.OCC_DIR / layout.GRID_FILE
+    path = seq / recording.OCC_DIR / recording.GRID_FILE
     if path.is_file():
         try:
             doc = json.loads(path.read_text())
@@ -50,8 +51,8 @@ def read_lidar_points(path: Path) -> np.ndarray:
 
 def sequence_frames(seq: Path) -> list[int]:
     """Frame numbers with a pose, occupancy, lidar or front-camera file, sorted."""
-    frames = set(layout.listed_frames(seq, layout.POSES_DIR)) | set(layout.listed_frames(seq, layout.OCC_DIR))
-    for sub, suffix in ((layout.LIDAR_DIR, "_LIDAR.npy"), (layout.IMAGES_DIR, f"_{FRONT_CAMERA}.jpg")):
+    frames = set(recording.pose_frames(seq)) | set(recording.occupancy_frames(seq))
+    for sub, suffix in ((recording.LIDAR_DIR, "_LIDAR.npy"), (recording.IMAGES_DIR, f"_{FRONT_CAMERA}.jpg")):
         folder = seq / sub
         if folder.is_dir():
             frames |= {int(p.name[:6]) for p in folder.iterdir() if p.name.endswith(suffix) and p.name[:6].isdigit()}
@@ -70,25 +71,25 @@ def render_data_frames(seq: str | os.PathLike, max_frames: int | None = None, pr
         raise ValueError(f"{seq}: no poses/, occupancy/, lidar/ or images/ frames found (is this a recording folder?)")
     if max_frames is not None:
         frames = frames[:max_frames]
-    has_cam = any(layout.image_path(seq, f, FRONT_CAMERA).is_file() for f in frames)
-    has_lidar = any(layout.lidar_path(seq, f).is_file() for f in frames)
-    occ_frames = [f for f in frames if layout.occupancy_path(seq, f).is_file()]
+    has_cam = any(recording.image_path(seq, f, FRONT_CAMERA).is_file() for f in frames)
+    has_lidar = any(recording.lidar_path(seq, f).is_file() for f in frames)
+    occ_frames = [f for f in frames if recording.occupancy_path(seq, f).is_file()]
     shape = None
     if occ_frames:
-        shape = layout.read_occupancy(layout.occupancy_path(seq, occ_frames[0]), FREE, masks=False)[0].shape
+        shape = layout.read_occupancy(recording.occupancy_path(seq, occ_frames[0]), FREE, masks=False)[0].shape
     grid = sequence_grid(seq, shape)
     out = []
     for f in tqdm(frames, desc=f"rendering {seq.name}", unit="frame", disable=not progress):
         row = []
         if has_cam:
-            path = layout.image_path(seq, f, FRONT_CAMERA)
+            path = recording.image_path(seq, f, FRONT_CAMERA)
             row.append((f"{FRONT_CAMERA} #{f}", layout.read_image(path, None) if path.is_file() else None))
         if has_lidar:
-            path = layout.lidar_path(seq, f)
+            path = recording.lidar_path(seq, f)
             row.append((f"lidar BEV #{f}", lidar_bev(read_lidar_points(path), grid, BEV_SCALE)
                         if path.is_file() else None))
         if occ_frames:
-            path = layout.occupancy_path(seq, f)
+            path = recording.occupancy_path(seq, f)
             if path.is_file():
                 labels = layout.read_occupancy(path, FREE, masks=False)[0]
                 if labels.shape != grid.shape:

@@ -8,11 +8,12 @@ A frame is a grid of panels: ``[[(title, image or None), ...], ...]``; every ima
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
+
+from vlwm.io.atomic import atomic_path, atomic_write
 
 PANEL_HEIGHT = 360          #: default image height of a panel, pixels
 TITLE_HEIGHT = 22           #: height of the title strip above each panel, pixels
@@ -87,32 +88,17 @@ def pad_frames(frames: Sequence[np.ndarray], multiple: int = 2) -> list[np.ndarr
     return [np.pad(f, ((0, h - f.shape[0]), (0, w - f.shape[1]), (0, 0)), constant_values=255) for f in frames]
 
 
-def _temp_beside(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def write_mp4(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float = 2.0, quality: int = 8) -> Path:
     """H.264 (libx264, yuv420p) MP4 of ``frames`` (each (H, W, 3) uint8), written atomically."""
     import imageio.v2 as imageio
 
     path = Path(path)
     frames = pad_frames(frames, 2)
-    tmp = _temp_beside(path)
-    try:
+    with atomic_path(path, suffix=f".tmp{path.suffix}") as tmp:    # ffmpeg picks the container by name
         with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
                                 quality=quality, macro_block_size=1) as w:
             for f in frames:
                 w.append_data(f)
-        _replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -128,12 +114,8 @@ def write_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float 
         if im.width > max_width:
             im = im.resize((max_width, round(im.height * max_width / im.width)), Image.BILINEAR)
         ims.append(im)
-    tmp = _temp_beside(path)
-    try:
-        ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0)
-        _replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda fh: ims[0].save(fh, format="GIF", save_all=True, append_images=ims[1:],
+                                              duration=round(1000 / fps), loop=0))
     return path
 
 
@@ -145,12 +127,7 @@ def write_pngs(folder: str | os.PathLike, frames: Sequence[np.ndarray]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for n, f in enumerate(frames, start=1):
         path = folder / f"{n:06d}.png"
-        tmp = _temp_beside(path)
-        try:
-            Image.fromarray(np.ascontiguousarray(f)).save(tmp, format="PNG")
-            _replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, lambda fh, f=f: Image.fromarray(np.ascontiguousarray(f)).save(fh, format="PNG"))
     return folder
 
 

@@ -21,13 +21,13 @@ import contextlib
 import datetime
 import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import IO, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
+from vlwm.io.atomic import atomic_open
 from vlwm.labels import OCC3D_ID, OCC3D_PALETTE
 from vlwm.world.scene import Scene
 
@@ -122,19 +122,11 @@ def _normals(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
 
 @contextlib.contextmanager
 def _atomic_open(path: Path, binary: bool = False) -> Iterator[IO]:
-    """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
+    """Write ``path`` (its folder created) atomically through :func:`vlwm.io.atomic.atomic_open`;
+    text files are UTF-8 with ``\n`` line ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        text_args = {} if binary else {"encoding": "utf-8", "newline": "\n"}
-        with os.fdopen(fd, "wb" if binary else "w", **text_args) as fh:
-            yield fh
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; Gazebo may run as another user (containers)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with (atomic_open(path) if binary else atomic_open(path, "w", encoding="utf-8", newline="\n")) as fh:
+        yield fh
 
 
 def _format_rows(row_format: str, rows: np.ndarray) -> Iterator[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Callable, NamedTuple, Sequence
 import numba
 import numpy as np
 
+from vlwm.io.atomic import atomic_write
 from vlwm.labels import DEFAULT_LABEL_MAP, CityClass, LabelMap
 from vlwm.world.geo import GeoOrigin
 from vlwm.world.raycast import Tracer, make_tracer, normalize_directions
@@ -272,16 +272,7 @@ class Scene:
             "terrain_grid": np.array([self.terrain.x0, self.terrain.y0, self.terrain.resolution]),
             **self.roads.to_arrays(),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                _write_npz(fh, arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return atomic_write(path, lambda fh: _write_npz(fh, arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Scene":

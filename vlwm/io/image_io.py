@@ -2,7 +2,8 @@
 
 ``images/NNNNNN_<CAM>.jpg``, ``images/NNNNNN_<CAM>_depth.png`` (z-depth along the optical axis,
 uint16 millimetres; 0 = no hit or beyond 65.535 m) and ``images/NNNNNN_<CAM>_sem.png`` (occupancy
-label ids, 17 = free / sky).  Pillow does the encoding; every writer takes a path or a binary file.
+label ids, 17 = free / sky): the recording's image files (:mod:`vlwm.io.recording`).  Pillow does the
+encoding; every writer takes a path or a binary file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+from vlwm.io.recording import frame_stem
 
 DEPTH_SCALE_MM = 1000.0    #: depth PNG units per metre
 DEPTH_MAX_MM = 65535       #: largest storable depth (65.535 m); farther pixels store 0
@@ -92,9 +95,7 @@ def load_semantic_png(path: str | os.PathLike | BinaryIO) -> np.ndarray:
 
 def image_paths(images_dir: str | os.PathLike, frame: int, name: str) -> tuple[Path, Path, Path]:
     """``(rgb .jpg, depth .png, semantic .png)`` paths of camera ``name`` at 1-based ``frame``."""
-    if frame < 1:
-        raise ValueError(f"frame numbers start at 1, got {frame}")
-    stem = Path(images_dir) / f"{frame:06d}_{name}"
+    stem = Path(images_dir) / f"{frame_stem(frame)}_{name}"
     return stem.with_name(stem.name + ".jpg"), stem.with_name(stem.name + "_depth.png"), \
         stem.with_name(stem.name + "_sem.png")
 
