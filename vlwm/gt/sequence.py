@@ -38,15 +38,13 @@ from vlwm.gt.frame_gt import GTConfig, grid_document, occupancy_for_frame, occup
 from vlwm.gt.lidar_source import LidarSweep
 from vlwm.gt.scene_source import ActorBoxes, SceneVoxelizer
 from vlwm.gt.visibility import PinholeCamera, camera_rays
-from vlwm.labels import OCC3D_CLASS_NAMES
+from vlwm.labels import GROUND_LABEL_NAMES, OCC3D_CLASS_NAMES
 from vlwm.sim.frames import Pose
 from vlwm.sim.image_io import image_paths, load_depth_png
 from vlwm.sim.lidar import LIDAR_COLUMNS
 from vlwm.sim.recorder import frame_stem
 from vlwm.sim.traffic import Traffic
 
-#: Labels whose points estimate the ground height when neither the pose file nor a scene gives it.
-GROUND_LABEL_NAMES = ("driveable_surface", "other_flat", "sidewalk", "terrain")
 WORKER_POLL_S = 1.0  #: how often (s) the parent checks that its workers are still alive
 
 
