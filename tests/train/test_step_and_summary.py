@@ -89,7 +89,7 @@ def test_positional_or_misspelt_loss_weights_are_config_errors(tiny_data, value,
 
 @pytest.mark.parametrize("name, extra", [("tiny_vqvae", {}), ("tiny_occworld", {"model.freeze_vae": False})])
 def test_validate_runs_one_forward_per_batch_and_reports_the_eval_metric(name, extra, tiny_data):
-    cfg = _cfg(name, tiny_data, batch_size=2, **extra)
+    cfg = _cfg(name, tiny_data, batch_size=1, **extra)
     model = _model(cfg)
     apply_trainable(model, ("vae", "transformer", "pose") if cfg.stage != "vqvae" else ("vae",), cfg.stage)
     val_set = build_dataset(cfg.dataset_dict("val"))
