@@ -38,9 +38,9 @@ def _train(config: str, work_dir: Path, options: dict, argv_note: str) -> Path:
         return latest
     cfg, raw = load_config(CONFIG_DIR / config, options)
     summary = train(cfg, work_dir, ["vlwm demo", argv_note], raw)
-    if summary.get("stopped_by") not in (None, 15):
-        raise RuntimeError(f"training {config} stopped by signal {summary.get('stopped_by')}")
-    done.write_text(json.dumps({"best_val_miou": summary.get("best_val_miou")}, default=str))
+    if summary.exit_code != 0:
+        raise RuntimeError(f"training {config} stopped by {summary.stopped_by.value}")
+    done.write_text(json.dumps({"best_val_miou": summary.best_val_miou}, default=str))
     return latest
 
 

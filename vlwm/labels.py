@@ -52,6 +52,10 @@ OCC3D_ID = {name: i for i, name in enumerate(OCC3D_CLASS_NAMES)}
 #: Classes that move (instances tracked over time); OccWorld counts 1..10 as "movable".
 DYNAMIC_OCC_CLASSES: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 9, 10)
 
+#: The ground surface: ground truth estimates the ground height from these labels' lidar points
+#: (when neither the pose file nor a scene gives it); ``vlwm data check`` reports occupancy without them.
+GROUND_LABEL_NAMES: tuple[str, ...] = ("driveable_surface", "other_flat", "sidewalk", "terrain")
+
 #: RGB colours (uint8) of the Occ3D visualisation palette, one row per label id.
 OCC3D_PALETTE = np.array(
     [

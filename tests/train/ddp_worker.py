@@ -16,4 +16,4 @@ if __name__ == "__main__":
     cfg, raw = load_config(config, {"data_root": data_root, "max_epochs": 1, "frame_skip": 6})
     summary = train(cfg, work_dir, sys.argv, raw)
     rank = int(os.environ["RANK"])
-    torch.save(summary["model"].state_dict(), os.path.join(work_dir, f"rank{rank}.pt"))
+    torch.save(summary.model.state_dict(), os.path.join(work_dir, f"rank{rank}.pt"))

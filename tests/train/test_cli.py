@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from vlwm.train.cli import add_train_parser, parse_cfg_options, run
-from vlwm.train.config import ConfigError
+from vlwm.train.cli import add_train_parser, run
+from vlwm.train.config import ConfigError, parse_cfg_options
 
 
 def test_add_train_parser_registers_the_guide_flags():

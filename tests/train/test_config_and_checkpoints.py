@@ -14,7 +14,7 @@ from vlwm.models import build_vqvae, build_world_model, read_checkpoint, tiny_wo
 from vlwm.models.config import PoseConfig
 from vlwm.train.checkpoint import load_training_state, load_weights, save_training_checkpoint
 from vlwm.train.config import ConfigError, load_config, train_config_from_dict
-from vlwm.train.engine import build_optimizer
+from vlwm.train.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[2]
 

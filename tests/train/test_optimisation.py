@@ -13,7 +13,9 @@ from vlwm.data.dataset import collate_fn
 from vlwm.data.mixing import build_dataset
 from vlwm.models import build_vqvae, build_world_model
 from vlwm.train.config import load_config
-from vlwm.train.engine import (TrainStep, apply_trainable, batch_inputs, lr_factor, trainable_parts, train)
+from vlwm.train.engine import train
+from vlwm.train.optim import lr_factor
+from vlwm.train.step import TrainStep, apply_trainable, batch_inputs, trainable_parts
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -91,7 +93,7 @@ def test_frozen_parameters_do_not_change_in_training(tiny_data, tmp_path):
                                                                           "model.freeze_transformer": True})
     torch.manual_seed(cfg.seed)
     before = build_world_model(cfg.model_config()).state_dict()
-    model = train(cfg, tmp_path / "run")["model"]
+    model = train(cfg, tmp_path / "run").model
     for name, value in model.state_dict().items():
         same = torch.equal(value, before[name])
         assert same == (not name.startswith("pose_")), name
@@ -113,7 +115,7 @@ def test_accumulation_and_bf16_run(tiny_data, tmp_path, read_scalars):
     n_batches = 6                                             # 2 sequences x 3 windows
     assert max(rows) == n_batches // 2
     assert all(math.isfinite(row["loss"]) and math.isfinite(row["grad_norm"]) for row in rows.values()), rows
-    assert math.isfinite(summary["last"]["loss"])
+    assert math.isfinite(summary.last["loss"])
 
 
 def _first_step_gradient(cfg, work_dir) -> torch.Tensor:
@@ -168,12 +170,12 @@ def test_fp16_checkpointing_and_decoder_unfreezing_run(tiny_data, tmp_path, read
     torch.manual_seed(cfg.seed)
     before = build_world_model(cfg.model_config()).state_dict()
     summary = train(cfg, tmp_path / "run")
-    assert "loss_vae" in summary["last"]                      # the decoder gets a loss while it trains
-    after = summary["model"].state_dict()
+    assert "loss_vae" in summary.last                         # the decoder gets a loss while it trains
+    after = summary.model.state_dict()
     changed = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("vae.") else "")
                for k in after if not torch.equal(after[k], before[k])}
     assert changed == {"pose_encoder", "pose_decoder", "vae.decoder"}
     from vlwm.models import read_checkpoint
     ckpt = read_checkpoint(tmp_path / "run" / "latest.pth")
     assert ckpt["scaler"] and "scale" in ckpt["scaler"]
-    assert "miou" in summary["val"] and "miou_0" in summary["val"]
+    assert "miou" in summary.val and "miou_0" in summary.val

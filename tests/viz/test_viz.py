@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from vlwm.gt.bev import bev_classes, bev_image
 from vlwm.gt.grid import GridSpec
 from vlwm.labels import FREE, OCC3D_PALETTE
-from vlwm.viz.bev import bev_classes, bev_image, lidar_bev, metres_to_pixels
+from vlwm.viz.bev import lidar_bev, metres_to_pixels
 from vlwm.viz.forecast import write_window_video
 from vlwm.viz.video import compose, write_video
 from vlwm.viz.voxel_render import BACKGROUND, Camera, exposed_faces, render_voxels, voxel_mesh

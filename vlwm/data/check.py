@@ -24,10 +24,7 @@ from vlwm.data.splits import TIME_SPLIT, assign_splits, time_block
 from vlwm.data.validation import GridMismatchError, Issue, SequenceRecord, read_agent_type, validate_sequence, \
     window_starts
 from vlwm.io import recording
-from vlwm.labels import OCC3D_CLASS_NAMES
-
-#: Labels counted as ground for "occupied without ground" (as the ground-truth stage's ground estimate).
-GROUND_LABEL_NAMES = ("driveable_surface", "other_flat", "sidewalk", "terrain")
+from vlwm.labels import GROUND_LABEL_NAMES, OCC3D_CLASS_NAMES
 
 
 @dataclass

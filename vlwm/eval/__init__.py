@@ -8,15 +8,15 @@
 * :mod:`vlwm.eval.stp3` — the reference ST-P3 planning metric on its BEV raster (parity).
 * :mod:`vlwm.eval.vpq` — :class:`VPQMetric`: FIERY's video panoptic quality on voxel instances.
 * :mod:`vlwm.eval.baselines` — ``copy_last`` and ``ego_warp``.
-* :mod:`vlwm.eval.horizons` — which step is "1 s" at a given frame rate.
+* :func:`horizon_steps` (from :mod:`vlwm.data.horizons`) — which step is "1 s" at a given frame rate.
 
 ``docs/evaluation.md`` describes the protocol and every choice made here.
 """
 
+from vlwm.data.horizons import horizon_steps
 from vlwm.eval.baselines import copy_last, ego_warp, future_grid_motion
 from vlwm.eval.collision import (DRONE_COLLISION, ROVER_COLLISION, CollisionConfig, CollisionResult, EgoBox,
                                  collision_config, occupancy_collisions)
-from vlwm.eval.horizons import horizon_steps
 from vlwm.eval.occupancy import OccForecastMetric, OccForecastResult
 from vlwm.eval.trajectory import (PlanningMetric, PlanningResult, grid_motion_from_poses, l2_per_step,
                                   poses_from_rel_motion)

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 from vlwm.models import CheckpointMismatchError
-from vlwm.train.cli import parse_cfg_options
-from vlwm.train.config import ConfigError, load_config
+from vlwm.train.config import ConfigError, load_config, parse_cfg_options
 
 
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -12,12 +12,13 @@ Reproduces ``multi_step_MeanIou`` of the official code (``utils/metric_util.py:6
   is the same mean over the classes that occur, for data sets (like ours) where many of the 17
   classes never appear.
 * Geometry IoU: the occupied class ``label != free`` against free.
-* Aggregates: the steps at 1 s / 2 s / 3 s (:mod:`vlwm.eval.horizons`) and their mean, the numbers
+* Aggregates: the steps at 1 s / 2 s / 3 s (:mod:`vlwm.data.horizons`) and their mean, the numbers
   OccWorld's ``eval_metric_stp3.py`` prints as "avg val miou/iou".
 
 Exactness: counts are int64 (the reference accumulates in float32 and rounds once counts pass
 2^24, SPEC §10); each class IoU is divided in float32 as the reference does, then averaged in
-float64 — on the reference fixture this gives the official numbers bit for bit.
+float64 — on the reference fixture this gives the official numbers bit for bit.  That arithmetic
+is :mod:`vlwm.models.occupancy_iou`, which training's validation uses too.
 
 Additions (not in the reference, which applies no mask and has one population): an optional
 **visibility mask** (Occ3D's lidar or camera mask; voxels outside it are ignored in prediction and
@@ -34,11 +35,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from vlwm.eval.horizons import DEFAULT_HORIZONS_S, OCCWORLD_FRAME_RATE_HZ, horizon_steps
+from vlwm.data.config import OCCWORLD_FRAME_RATE_HZ
+from vlwm.data.horizons import DEFAULT_HORIZONS_S, horizon_steps
 from vlwm.labels import FREE, NUM_OCC_CLASSES
-
-#: IoU the reference gives a class absent from the targets (``total_seen == 0``).
-ABSENT_CLASS_IOU = 1.0
+from vlwm.models.occupancy_iou import LabelCounts, check_labels, mean_iou, mean_present_iou
 
 
 @dataclass(frozen=True)
@@ -75,24 +75,6 @@ class OccForecastResult:
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (groups nested)."""
         return asdict(self)
-
-
-class _Counts:
-    """Pooled per-step, per-label counts of one population."""
-
-    def __init__(self, num_steps: int, num_labels: int):
-        self.seen = np.zeros((num_steps, num_labels), np.int64)      # target == c
-        self.positive = np.zeros((num_steps, num_labels), np.int64)  # prediction == c
-        self.correct = np.zeros((num_steps, num_labels), np.int64)   # both
-        self.total = np.zeros(num_steps, np.int64)                   # voxels counted
-        self.samples = 0
-
-    def add(self, other: "_Counts") -> None:
-        self.seen += other.seen
-        self.positive += other.positive
-        self.correct += other.correct
-        self.total += other.total
-        self.samples += other.samples
 
 
 class OccForecastMetric:
@@ -137,8 +119,8 @@ class OccForecastMetric:
 
     def reset(self) -> None:
         """Forget everything accumulated."""
-        self._all = _Counts(self.num_steps, self.num_classes)
-        self._groups: dict[str, _Counts] = {}
+        self._all = LabelCounts(self.num_steps, self.num_classes)
+        self._groups: dict[str, LabelCounts] = {}
 
     # ------------------------------------------------------------------ accumulation
 
@@ -163,10 +145,7 @@ class OccForecastMetric:
         if t != self.num_steps:
             raise ValueError(f"OccForecastMetric.update: {t} steps, the metric was built for {self.num_steps}")
         for name, x in (("pred", pred), ("target", target)):
-            lo, hi = int(x.min()), int(x.max())
-            if lo < 0 or hi >= self.num_classes:
-                raise ValueError(f"OccForecastMetric.update: {name} has labels in [{lo}, {hi}], outside "
-                                 f"0..{self.num_classes - 1}")
+            check_labels(x, self.num_classes, f"OccForecastMetric.update: {name}")
         if mask is not None:
             mask = torch.as_tensor(np.ascontiguousarray(mask) if isinstance(mask, np.ndarray) else mask,
                                    device=pred.device).bool().expand(pred.shape)
@@ -174,26 +153,10 @@ class OccForecastMetric:
         for name in dict.fromkeys(groups):                      # each population of the batch, in order
             rows = [i for i, g in enumerate(groups) if g == name]
             sel = slice(None) if len(rows) == b else torch.tensor(rows, device=pred.device)
-            counts = self._count(pred[sel], target[sel], None if mask is None else mask[sel])
+            counts = LabelCounts.of(pred[sel], target[sel], self.num_classes, None if mask is None else mask[sel])
             self._all.add(counts)
             if name is not None:
-                self._groups.setdefault(name, _Counts(self.num_steps, self.num_classes)).add(counts)
-
-    def _count(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> _Counts:
-        """Counts of one batch slice (B', T, X, Y, Z)."""
-        k = self.num_classes
-        out = _Counts(self.num_steps, k)
-        out.samples = pred.shape[0]
-        for t in range(self.num_steps):
-            p, g = pred[:, t].reshape(-1), target[:, t].reshape(-1)
-            if mask is not None:
-                m = mask[:, t].reshape(-1)
-                p, g = p[m], g[m]
-            out.seen[t] = torch.bincount(g, minlength=k).cpu().numpy()
-            out.positive[t] = torch.bincount(p, minlength=k).cpu().numpy()
-            out.correct[t] = torch.bincount(g[p == g], minlength=k).cpu().numpy()
-            out.total[t] = g.numel()
-        return out
+                self._groups.setdefault(name, LabelCounts(self.num_steps, self.num_classes)).add(counts)
 
     # ------------------------------------------------------------------ results
 
@@ -205,18 +168,10 @@ class OccForecastMetric:
         groups = {name: self._result(c) for name, c in sorted(self._groups.items())}
         return OccForecastResult(**{**asdict(result), "groups": groups})
 
-    def _result(self, c: _Counts) -> OccForecastResult:
+    def _result(self, c: LabelCounts) -> OccForecastResult:
         ids = self.class_ids
-        class_iou = _iou_float32(c.correct[:, ids], c.seen[:, ids], c.positive[:, ids])      # (T, C), NaN absent
-        miou = [float(np.mean(np.where(np.isnan(row), ABSENT_CLASS_IOU, row).tolist())) * 100 for row in class_iou]
-        miou_present = [float(np.mean(row[~np.isnan(row)])) * 100 if np.any(~np.isnan(row)) else math.nan
-                        for row in class_iou]
-        f = self.free
-        seen_occ = c.total - c.seen[:, f]
-        positive_occ = c.total - c.positive[:, f]
-        correct_occ = c.total - c.seen[:, f] - c.positive[:, f] + c.correct[:, f]
-        geo = _iou_float32(correct_occ[:, None], seen_occ[:, None], positive_occ[:, None])[:, 0]
-        iou = [float(np.mean([ABSENT_CLASS_IOU if np.isnan(v) else v])) * 100 for v in geo]
+        class_iou = c.class_iou(ids)                                   # (T, C) fractions, NaN absent
+        miou, miou_present, iou = mean_iou(class_iou), mean_present_iou(class_iou), c.geometry_iou(self.free)
         miou_at = {h: miou[k] for h, k in self.horizons.items()}
         iou_at = {h: iou[k] for h, k in self.horizons.items()}
         return OccForecastResult(
@@ -225,18 +180,6 @@ class OccForecastMetric:
             miou_avg=float(np.mean(list(miou_at.values()))) if miou_at else math.nan,
             iou_avg=float(np.mean(list(iou_at.values()))) if iou_at else math.nan,
             num_samples=c.samples, num_voxels=c.total.tolist())
-
-
-def _iou_float32(correct: np.ndarray, seen: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """IoU ``correct / (seen + positive - correct)`` divided in float32 like the reference (float64 out).
-
-    Entries with ``seen == 0`` (class absent from the targets) are NaN; the caller applies the rule.
-    """
-    union = (seen + positive - correct).astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = (correct.astype(np.float32) / union).astype(np.float64)
-    iou[seen == 0] = math.nan
-    return iou
 
 
 def _as_long(x) -> torch.Tensor:

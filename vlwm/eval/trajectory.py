@@ -32,8 +32,9 @@ from typing import Sequence
 
 import numpy as np
 
+from vlwm.data.config import OCCWORLD_FRAME_RATE_HZ
+from vlwm.data.horizons import DEFAULT_HORIZONS_S, horizon_steps
 from vlwm.data.trajectory import pose13_yaws, wrap_angle
-from vlwm.eval.horizons import DEFAULT_HORIZONS_S, OCCWORLD_FRAME_RATE_HZ, horizon_steps
 
 
 # ---------------------------------------------------------------------------------------------

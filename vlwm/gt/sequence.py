@@ -43,11 +43,9 @@ from vlwm.io.image_io import image_paths, load_depth_png
 from vlwm.io.manifest import read_manifest
 from vlwm.io.recording import (IMAGES_DIR, LIDAR_COLUMNS, POSES_DIR, is_sequence_dir, lidar_path, pose_frames,
                                pose_path)
-from vlwm.labels import OCC3D_CLASS_NAMES
+from vlwm.labels import GROUND_LABEL_NAMES, OCC3D_CLASS_NAMES
 from vlwm.sim.traffic import Traffic
 
-#: Labels whose points estimate the ground height when neither the pose file nor a scene gives it.
-GROUND_LABEL_NAMES = ("driveable_surface", "other_flat", "sidewalk", "terrain")
 WORKER_POLL_S = 1.0  #: how often (s) the parent checks that its workers are still alive
 
 

@@ -67,6 +67,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_download(args: argparse.Namespace) -> int:
     from vlwm.io.plateau import download_plateau
     from vlwm.io.pretrained import CheckpointStructureError, download_models
+    from vlwm.models.official_weights import verify_official_checkpoint
 
     policy = RetryPolicy(attempts=args.retries, connect_timeout_s=args.connect_timeout,
                          read_timeout_s=args.read_timeout)
@@ -76,7 +77,8 @@ def cmd_download(args: argparse.Namespace) -> int:
     failures = []
     if args.what in ("all", "models", "skip-plateau"):
         try:
-            for path in download_models(root, policy=policy, progress=not args.quiet, pickles=not args.no_pickles):
+            for path in download_models(root, verify_official_checkpoint, policy=policy, progress=not args.quiet,
+                                        pickles=not args.no_pickles):
                 print(f"verified {path}")
         except (DownloadError, CheckpointStructureError, ValueError) as err:
             failures.append(f"models: {err}")

@@ -1,10 +1,10 @@
-"""The official OccWorld downloads (training guide §2.1 and §3.1) and their structural check.
+"""The official OccWorld downloads (training guide §2.1 and §3.1), checked before they are trusted.
 
-Checkpoints are verified before they are trusted: the file must load with
-``torch.load(weights_only=True)`` (:func:`vlwm.models.checkpoint.read_checkpoint`) and its state
-dict must have exactly the official keys and shapes, which are read off our builders on the
-``meta`` device (no memory, no computation; the model tests check those builders against the
-official shape lists).  Only then is the sha256 recorded in the lock file.  The info pickles are
+Each checkpoint is fetched against the lock file and then handed to a structural check that the
+caller supplies (``vlwm download`` passes :func:`vlwm.models.official_weights.verify_official_checkpoint`:
+the file must load with ``weights_only=True`` and hold exactly the official keys and shapes).  Only
+then is its sha256 recorded in the lock file; a file that fails is moved aside, never left under its
+final name.  This module knows files, addresses and checksums, not models.  The info pickles are
 not unpickled here (pickles run code); they are only checksummed.
 """
 
@@ -14,9 +14,7 @@ import os
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
-
-import torch
+from typing import Callable
 
 from vlwm.io.download import (REJECTED_SUFFIX, Download, RetryPolicy, UnreachableError, fetch, is_verified,
                               manual_hint, sha256_file)
@@ -40,7 +38,8 @@ class OfficialFile:
     relpath: str
     """Destination under the ``--dest`` folder (the guide's layout)."""
     kind: str | None
-    """``"vqvae"`` / ``"world_model"``: a checkpoint checked against that model; None: checksum only."""
+    """``"vqvae"`` / ``"world_model"``: a checkpoint, handed with its path to the structural check;
+    None: checksum only."""
 
 
 OFFICIAL_CHECKPOINTS = (
@@ -54,49 +53,18 @@ INFO_PICKLES = tuple(
 
 
 class CheckpointStructureError(ValueError):
-    """A checkpoint file does not have the expected keys and shapes."""
+    """A checkpoint file failed its structural check (not loadable, or other keys and shapes)."""
 
 
-def official_shapes(kind: str) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of the official state dict of ``kind`` (``"vqvae"`` or ``"world_model"``)."""
-    from vlwm.models.builders import build_vqvae, build_world_model
-
-    builders: dict[str, Callable] = {"vqvae": build_vqvae, "world_model": build_world_model}
-    if kind not in builders:
-        raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {sorted(builders)}")
-    with torch.device("meta"):
-        model = builders[kind]()
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+FileCheck = Callable[[Path], object]
+"""A structural check of one downloaded file: raises :class:`CheckpointStructureError` when it fails."""
+CheckpointCheck = Callable[[str, Path], object]
+"""``check(kind, path)``: the structural check of a checkpoint of :attr:`OfficialFile.kind`."""
 
 
-def verify_checkpoint(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]]) -> int:
-    """Check that ``path`` loads safely and has exactly the keys and shapes of ``expected``.
-
-    Returns the number of tensors; raises :class:`CheckpointStructureError` listing missing,
-    unexpected and mis-shaped keys (at most 10 of each).
-    """
-    from vlwm.models.checkpoint import official_state_dict, read_checkpoint
-
-    try:
-        sd = official_state_dict(read_checkpoint(path))
-    except (ValueError, RuntimeError, EOFError, KeyError) as err:
-        raise CheckpointStructureError(f"{path} is not a loadable checkpoint (weights_only=True): {err}") from None
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    mismatched = [f"{k}: {tuple(sd[k].shape)} instead of {tuple(s)}" for k, s in expected.items()
-                  if k in sd and tuple(sd[k].shape) != tuple(s)]
-    if missing or unexpected or mismatched:
-        lines = [f"{path} does not have the official structure ({len(sd)} tensors, {len(expected)} expected):"]
-        for title, items in (("missing", missing), ("unexpected", unexpected), ("other shape", mismatched)):
-            if items:
-                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:10]) + (" ..." if len(items) > 10 else ""))
-        raise CheckpointStructureError("\n".join(lines))
-    return len(sd)
-
-
-def fetch_verified(spec: Download, lock: DownloadLock, expected: Mapping[str, tuple[int, ...]] | None = None,
+def fetch_verified(spec: Download, lock: DownloadLock, check: FileCheck | None = None,
                    policy: RetryPolicy = RetryPolicy(), progress: bool = True) -> Path:
-    """Fetch ``spec`` against the lock file, check its structure (when ``expected``), record it.
+    """Fetch ``spec`` against the lock file, run ``check`` on it (when given), record its sha256.
 
     A file whose structure is wrong is moved to ``<dest>.rejected`` (never left under its final
     name) and :class:`CheckpointStructureError` is raised.
@@ -106,9 +74,9 @@ def fetch_verified(spec: Download, lock: DownloadLock, expected: Mapping[str, tu
     path = fetch(spec, policy=policy, progress=progress)
     if locked and lock.get(spec.dest) is not None:
         return path                                 # byte-identical to a file verified before
-    if expected is not None:
+    if check is not None:
         try:
-            verify_checkpoint(path, expected)
+            check(path)
         except CheckpointStructureError as err:
             os.replace(path, spec.dest.with_name(spec.dest.name + REJECTED_SUFFIX))
             raise CheckpointStructureError(f"{err}\n  moved to {spec.dest.name}{REJECTED_SUFFIX}; the download "
@@ -117,11 +85,14 @@ def fetch_verified(spec: Download, lock: DownloadLock, expected: Mapping[str, tu
     return path
 
 
-def download_models(root: str | os.PathLike, policy: RetryPolicy = RetryPolicy(), progress: bool = True,
-                    pickles: bool = True, files: tuple[OfficialFile, ...] | None = None) -> list[Path]:
+def download_models(root: str | os.PathLike, check_checkpoint: CheckpointCheck, policy: RetryPolicy = RetryPolicy(),
+                    progress: bool = True, pickles: bool = True,
+                    files: tuple[OfficialFile, ...] | None = None) -> list[Path]:
     """Fetch the official checkpoints (and the info pickles) under ``root``; return their paths.
 
-    ``files`` replaces the official table (tests, mirrors).
+    ``check_checkpoint(kind, path)`` verifies each checkpoint before it is recorded
+    (:func:`vlwm.models.official_weights.verify_official_checkpoint`).  ``files`` replaces the
+    official table (tests, mirrors).
     """
     root = Path(root)
     lock = DownloadLock.at(root)
@@ -133,9 +104,10 @@ def download_models(root: str | os.PathLike, policy: RetryPolicy = RetryPolicy()
         if host in unreachable and not is_verified(spec):
             hints.append(manual_hint(spec))     # same host failed already: do not wait for it again
             continue
-        expected = official_shapes(item.kind) if item.kind else None
+        kind = item.kind
+        check = None if kind is None else (lambda path, kind=kind: check_checkpoint(kind, path))
         try:
-            paths.append(fetch_verified(spec, lock, expected, policy=policy, progress=progress))
+            paths.append(fetch_verified(spec, lock, check, policy=policy, progress=progress))
         except UnreachableError as err:
             unreachable[host] = str(err).split(".  ")[0]
             hints.append(manual_hint(spec))

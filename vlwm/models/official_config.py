@@ -6,6 +6,10 @@ The dicts of ``config/train_vqvae.py`` (``type='VAERes2D'``) and ``config/train_
 a wrong ``type``, or a value selecting a code path we do not implement (the KL branch, learnable
 queries, the ablation switches, the broken ``delta_input`` rollout) is an error naming the key.
 The official classes silently ignore unknown keys (``**ignore_kwargs``); we do not.
+
+The architecture is described once, by the typed configs: where an official constructor default
+equals ours (our defaults are the released model), a missing key takes the typed config's default;
+only the official defaults that differ are stated here (:data:`OFFICIAL_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ _TRANSFORMER_KEYS = {"type", "num_tokens", "num_frames", "num_layers", "img_shap
                      "without_pose_temporal_attn", "without_temporal_attn", "init_cfg"}
 _POSE_ENCODER_KEYS = {"type", "in_channels", "out_channels", "num_layers", "num_modes", "num_fut_ts", "init_cfg"}
 _POSE_DECODER_KEYS = {"type", "in_channels", "num_layers", "num_modes", "num_fut_ts", "init_cfg"}
+
+OFFICIAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Encoder2D": {"ch_mult": (1, 2, 4, 8)},
+    "PlanUAutoRegTransformer": {"tpe_dim": 10, "channels": (1, 2, 3), "temporal_attn_layers": 1,
+                                "pose_attn_layers": 1, "output_channel": 1024},
+    "TransVQVAE": {"num_frames": 10},
+}
+"""Constructor defaults of the official classes that differ from our typed configs' defaults (every
+official config file sets these keys; a dict that leaves one out gets the official class's value)."""
 
 
 class _Section:
@@ -85,7 +98,7 @@ def vae_config_from_official(model: Mapping[str, Any], where: str = "model", **e
     vq.expect("use_voxel", True, False, "the 2D tokenizer quantises 2D latents")
     vq.expect("legacy", True, True, "the official loss uses the legacy beta placement")
     vq.expect("remap", None, None, "index remapping is not implemented")
-    expansion = top.get("expansion", 8)
+    expansion = top.get("expansion", VAEConfig.expansion)
     in_channels = enc.get("in_channels")
     if dec.get("out_ch") != in_channels:
         raise ValueError(f"{dec.where}.out_ch = {dec.get('out_ch')} must equal {enc.where}.in_channels = "
@@ -96,12 +109,13 @@ def vae_config_from_official(model: Mapping[str, Any], where: str = "model", **e
     if vq.get("z_channels") != z:
         raise ValueError(f"{vq.where}.z_channels = {vq.get('z_channels')} must equal the encoder z_channels ({z})")
     return VAEConfig(
-        num_classes=top.get("num_classes", 18), expansion=expansion, depth=in_channels // expansion,
-        ch=_same(enc, dec, "ch"), ch_mult=tuple(_same(enc, dec, "ch_mult", (1, 2, 4, 8))),
+        num_classes=top.get("num_classes", VAEConfig.num_classes), expansion=expansion,
+        depth=in_channels // expansion,
+        ch=_same(enc, dec, "ch"), ch_mult=tuple(_same(enc, dec, "ch_mult", OFFICIAL_DEFAULTS["Encoder2D"]["ch_mult"])),
         num_res_blocks=_same(enc, dec, "num_res_blocks"),
         attn_resolutions=tuple(_same(enc, dec, "attn_resolutions")), resolution=_same(enc, dec, "resolution"),
         z_channels=z, codebook_size=vq.get("n_e"), code_dim=vq.get("e_dim"), beta=float(vq.get("beta")),
-        dropout=float(_same(enc, dec, "dropout", 0.0)), **execution)
+        dropout=float(_same(enc, dec, "dropout", VAEConfig.dropout)), **execution)
 
 
 def world_model_config_from_official(model: Mapping[str, Any], where: str = "model", **execution) -> WorldModelConfig:
@@ -127,15 +141,18 @@ def world_model_config_from_official(model: Mapping[str, Any], where: str = "mod
     for switch in ("tokens_untouched", "add_aggregate", "without_multiscale", "without_spatial_attn",
                    "without_pose_spatial_attn", "without_pose_temporal_attn", "without_temporal_attn"):
         tr.expect(switch, False, False, "ablation switches are not implemented")
-    output_channel = tr.get("output_channel", 1024)
+    official = OFFICIAL_DEFAULTS["PlanUAutoRegTransformer"]
+    output_channel = tr.get("output_channel", official["output_channel"])
     pose_output = tr.get("pose_output_channel", None)
     transformer = TransformerConfig(
-        num_frames=tr.get("num_frames"), img_shape=tuple(tr.get("img_shape")), tpe_dim=tr.get("tpe_dim", 10),
-        channels=tuple(tr.get("channels", (1, 2, 3))), temporal_attn_layers=tr.get("temporal_attn_layers", 1),
-        pose_attn_layers=tr.get("pose_attn_layers", 1), num_heads=tr.get("num_heads", 8),
+        num_frames=tr.get("num_frames"), img_shape=tuple(tr.get("img_shape")),
+        tpe_dim=tr.get("tpe_dim", official["tpe_dim"]), channels=tuple(tr.get("channels", official["channels"])),
+        temporal_attn_layers=tr.get("temporal_attn_layers", official["temporal_attn_layers"]),
+        pose_attn_layers=tr.get("pose_attn_layers", official["pose_attn_layers"]),
+        num_heads=tr.get("num_heads", TransformerConfig.num_heads),
         output_channel=output_channel, pose_output_channel=output_channel if pose_output is None else pose_output,
         **tr_execution)
-    num_frames = top.get("num_frames", 10)
+    num_frames = top.get("num_frames", OFFICIAL_DEFAULTS["TransVQVAE"]["num_frames"])
     if num_frames != transformer.num_frames:
         raise ValueError(f"{where}.num_frames = {num_frames} but {tr.where}.num_frames = {transformer.num_frames}; "
                          "the official forward asserts both")
@@ -145,21 +162,23 @@ def world_model_config_from_official(model: Mapping[str, Any], where: str = "mod
     for section in (pe, pd):
         section.expect("num_fut_ts", 1, 1, "one future step per frame")
         section.expect("init_cfg", None, None, "weights come from checkpoints")
-    modes = pe.get("num_modes", 3)
-    if pd.get("num_modes", 3) != modes:
-        raise ValueError(f"{pe.where}.num_modes = {modes} but {pd.where}.num_modes = {pd.get('num_modes', 3)}")
-    if pe.get("in_channels") != 2 + modes:
+    modes = pe.get("num_modes", PoseConfig.num_modes)
+    if pd.get("num_modes", PoseConfig.num_modes) != modes:
+        raise ValueError(f"{pe.where}.num_modes = {modes} but {pd.where}.num_modes = "
+                         f"{pd.get('num_modes', PoseConfig.num_modes)}")
+    if pe.get("in_channels") != PoseConfig.motion_dims + modes:
         raise ValueError(f"{pe.where}.in_channels = {pe.get('in_channels')}: official pose inputs are (dx, dy) + "
-                         f"{modes} modes = {2 + modes}; for drone poses build from WorldModelConfig with "
-                         "PoseConfig(motion_dims=4)")
+                         f"{modes} modes = {PoseConfig.motion_dims + modes}; for drone poses build from "
+                         "WorldModelConfig with PoseConfig(motion_dims=4)")
     if pe.get("out_channels") != transformer.img_shape[0]:
         raise ValueError(f"{pe.where}.out_channels = {pe.get('out_channels')} must equal the token channels "
                          f"{transformer.img_shape[0]} (pose tokens enter the same attentions)")
     if pd.get("in_channels") != transformer.pose_output_channel:
         raise ValueError(f"{pd.where}.in_channels = {pd.get('in_channels')} must equal the transformer's "
                          f"pose_output_channel ({transformer.pose_output_channel})")
-    pose = PoseConfig(motion_dims=2, num_modes=modes, encoder_layers=pe.get("num_layers", 2),
-                      decoder_layers=pd.get("num_layers", 2))
-    cfg = WorldModelConfig(vae=vae, transformer=transformer, pose=pose, offset=top.get("offset", 1))
+    pose = PoseConfig(num_modes=modes, encoder_layers=pe.get("num_layers", PoseConfig.encoder_layers),
+                      decoder_layers=pd.get("num_layers", PoseConfig.decoder_layers))
+    cfg = WorldModelConfig(vae=vae, transformer=transformer, pose=pose,
+                           offset=top.get("offset", WorldModelConfig.offset))
     cfg.validate()
     return cfg

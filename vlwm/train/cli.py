@@ -7,26 +7,11 @@ The guide's flags: ``--config`` / ``--py-config`` (the same), ``--work-dir``, ``
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from pathlib import Path
 
 from vlwm.models import CheckpointMismatchError
-from vlwm.train.config import ConfigError, load_config
-
-
-def parse_cfg_options(items: list[str] | None) -> dict:
-    """``['a.b=1', 'c=[1, 2]', 'd=text']`` -> ``{'a.b': 1, 'c': [1, 2], 'd': 'text'}``."""
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--cfg-options: '{item}' is not key=value")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+from vlwm.train.config import ConfigError, load_config, parse_cfg_options
 
 
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -59,7 +44,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     except (FileNotFoundError, CheckpointMismatchError) as err:    # missing data / weights: say which
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0 if summary.get("stopped_by") in (None, 15) else 130
+    return summary.exit_code                # 0: finished or SIGTERM (saved, resumable); 130: SIGINT
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ by default (``VAERes2D`` with 512 x 128 codes, SPEC §2-3) so the released weigh
 
 from __future__ import annotations
 
+import ast
 import difflib
 import types
 import typing
@@ -339,10 +340,10 @@ def from_dict(cls, d: Any, where: str):
     """Build dataclass ``cls`` from ``d``; unknown keys and wrong types raise :class:`ConfigError`."""
     if is_dataclass(d):
         return d
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"{where} must be a dict, got {type(d).__name__} {d!r}")
-    hints = typing.get_type_hints(cls)
     known = [f.name for f in fields(cls)]
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{where} must be a dict with the keys {known}, got {type(d).__name__} {d!r}")
+    hints = typing.get_type_hints(cls)
     for key in d:
         if key not in known:
             raise ConfigError(f"{where}: unknown key '{key}'{_nearest(str(key), known)}; known keys: {known}")
@@ -413,6 +414,20 @@ def train_config_from_dict(d: Mapping[str, Any], source: str = "<dict>") -> Trai
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     return cfg
+
+
+def parse_cfg_options(items: list[str] | None) -> dict:
+    """``['a.b=1', 'c=[1, 2]', 'd=text']`` -> ``{'a.b': 1, 'c': [1, 2], 'd': 'text'}``."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--cfg-options: '{item}' is not key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
 
 
 def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> tuple[TrainConfig, Any]:

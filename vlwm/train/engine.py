@@ -1,14 +1,16 @@
 """The training loop: plain functions, read top to bottom.
 
 ``train(cfg, work_dir)`` → set up (distributed, seeds, run record) → build the model and load
-weights → optimizer, schedule, scaler → data → resume → epochs of iterations (forward, loss,
-backward with accumulation, clip, step, schedule, log) → validation → checkpoints.  SIGTERM /
-SIGINT stop at the next optimizer step, save ``latest.pth`` and return.
+weights → data → optimizer, schedule, scaler → :func:`resume` → per epoch :func:`run_epoch`
+(forward, loss, backward with accumulation, :func:`optimizer_step`, log) →
+:func:`validate_and_checkpoint` → a :class:`TrainSummary`.  SIGTERM / SIGINT stop at the next
+optimizer step, save ``latest.pth`` and return.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import math
 import os
@@ -17,27 +19,28 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from vlwm.data.dataset import collate_fn
 from vlwm.data.mixing import ConcatDataset, build_dataset
-from vlwm.models import build_vqvae, build_world_model, vae_loss, world_model_loss
-from vlwm.models.losses import VAELossWeights, WorldModelLossWeights
-from vlwm.models.vae import occupancy_predictions
+from vlwm.models import VAEConfig, WorldModelConfig, build_vqvae, build_world_model
 from vlwm.train.checkpoint import (BEST, LATEST, atomic_save, load_training_state, load_weights,
                                    save_training_checkpoint, training_state)
 from vlwm.train.config import TrainConfig
 from vlwm.train.logger import RunLogger
-from vlwm.train.metrics import bev_pair, forecast_metric
+from vlwm.train.optim import build_optimizer, optimizer_step
+from vlwm.train.step import TrainStep, apply_trainable, autocast_context, batch_inputs, trainable_parts
+from vlwm.train.validation import validate
 
 # ---------------------------------------------------------------------------------------------
 # Distributed set-up
@@ -66,123 +69,6 @@ def seed_everything(seed: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Model, freezing, losses
-# ---------------------------------------------------------------------------------------------
-
-
-def part_modules(model: nn.Module) -> dict[str, list[nn.Module]]:
-    """The world-model parts named by the freeze flags and ``unfreeze_schedule``."""
-    return {"pose": [model.pose_encoder, model.pose_decoder], "transformer": [model.transformer], "vae": [model.vae],
-            "vae_encoder": [model.vae.encoder], "vae_decoder": [model.vae.decoder]}
-
-
-def trainable_parts(cfg: TrainConfig, epoch: int) -> tuple[str, ...]:
-    """Parts that train in (0-based) ``epoch``: the schedule's phase, else the ``freeze_*`` flags."""
-    if cfg.stage == "vqvae":
-        return ("vae",)
-    if cfg.unfreeze_schedule:
-        phase = [s for s in cfg.unfreeze_schedule if s.epoch <= epoch + 1][-1]
-        return tuple(phase.trainable)
-    m = cfg.model
-    flags = {"vae": not m.freeze_vae, "transformer": not m.freeze_transformer, "pose": not m.freeze_pose}
-    return tuple(p for p, on in flags.items() if on)
-
-
-def apply_trainable(model: nn.Module, parts: tuple[str, ...], stage: str) -> None:
-    """Set ``requires_grad`` so that exactly ``parts`` train (world model); the VQ-VAE trains whole."""
-    if stage == "vqvae":
-        model.requires_grad_(True)
-        return
-    model.requires_grad_(False)
-    modules = part_modules(model)
-    for p in parts:
-        for m in modules[p]:
-            m.requires_grad_(True)
-
-
-def vae_trainable(model: nn.Module) -> bool:
-    return any(p.requires_grad for p in model.vae.parameters())
-
-
-class TrainStep(nn.Module):
-    """Forward + losses in one module, so DistributedDataParallel sees the whole computation.
-
-    ``forward(batch)`` returns ``(total, terms)``: the optimised scalar and the unweighted terms.
-    """
-
-    def __init__(self, model: nn.Module, cfg: TrainConfig):
-        super().__init__()
-        self.model = model
-        self.stage = cfg.stage
-        self.cfg = cfg
-
-    def forward(self, occ: Tensor, rel_poses: Tensor | None, gt_mode: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        """occ : (B, F, X, Y, Z) int64 class ids; rel_poses : (B, F, motion_dims) float; gt_mode : (B, F, M)."""
-        m = self.cfg.model
-        if self.stage == "vqvae":
-            losses = vae_loss(self.model(occ), occ, VAELossWeights(*m.loss_weights))
-            return losses.total, {"loss_recon": losses.recon, "loss_lovasz": losses.lovasz, "loss_embed": losses.embed}
-        losses = world_model_loss(self.model(occ, rel_poses, gt_mode), WorldModelLossWeights(*m.loss_weights))
-        total, terms = losses.total, {"loss_ce": losses.ce, "loss_plan_reg": losses.plan_reg}
-        if m.vae_loss_weight > 0 and vae_trainable(self.model):      # the world-model losses never reach the decoder
-            v = vae_loss(self.model.vae(occ), occ)
-            total = total + m.vae_loss_weight * v.total
-            terms["loss_vae"] = v.total
-        return total, terms
-
-
-def batch_inputs(batch: dict, cfg: TrainConfig, device: torch.device) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """The window as model inputs: occ (B, F, X, Y, Z) int64 and the pose inputs (world model)."""
-    occ = torch.cat([batch["history_occupancy"], batch["future_occupancy"]], dim=1)
-    if cfg.stage == "vqvae":
-        return occ.to(device).long(), None, None
-    m = cfg.model
-    f = min(occ.shape[1], m.transformer.num_frames + m.offset)
-    rel = batch["rel_motion"] if m.motion_dims == 4 else batch["rel_poses"]
-    if rel.shape[-1] != m.motion_dims:
-        raise ValueError(f"model.motion_dims = {m.motion_dims} but the data give {rel.shape[-1]} components")
-    return occ[:, :f].to(device).long(), rel[:, :f].to(device).float(), batch["gt_mode"][:, :f].to(device).float()
-
-
-# ---------------------------------------------------------------------------------------------
-# Optimisation
-# ---------------------------------------------------------------------------------------------
-
-
-def lr_factor(it: int, total: int, warmup: int, base_lr: float, min_lr: float, warmup_start: float) -> float:
-    """LR at iteration ``it`` divided by ``base_lr``: linear warmup from ``warmup_start``, then cosine to
-    ``min_lr`` over ``total`` iterations (timm CosineLRScheduler, warmup inside the period)."""
-    if it < warmup:
-        lr = warmup_start + it * (base_lr - warmup_start) / warmup
-    elif it >= total:
-        lr = min_lr
-    else:
-        lr = min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * it / total))
-    return lr / base_lr
-
-
-def build_optimizer(model: nn.Module, cfg: TrainConfig, iters_per_epoch: int):
-    """AdamW over all parameters (one group, as officially) and the per-iteration LambdaLR schedule."""
-    o, s = cfg.optimizer, cfg.lr_config
-    optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
-                                  weight_decay=o.weight_decay)
-    total = iters_per_epoch * cfg.max_epochs
-    warmup = 0 if s.warmup is None else (s.warmup_iters if s.warmup_iters is not None else cfg.warmup_iters)
-    start = s.min_lr if s.warmup_ratio is None else s.warmup_ratio * o.lr
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda it: lr_factor(it, total, warmup, o.lr, s.min_lr, start))
-    return optimizer, scheduler
-
-
-def autocast_context(cfg: TrainConfig, device: torch.device):
-    if cfg.fp16 is not None:
-        return torch.autocast(device.type, dtype=torch.float16)
-    if cfg.bf16:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-# ---------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------
 
@@ -206,54 +92,219 @@ def make_loader(dataset, indices: list[int], cfg: TrainConfig) -> DataLoader:
                       collate_fn=collate_fn, drop_last=False)
 
 
+def build_datasets(cfg: TrainConfig, log: RunLogger):
+    """``(train_set, val_set)``; ``val_set`` is None when validation is off, the split cannot be
+    built (logged) or it is empty.  An empty training set is an error."""
+    train_set = build_dataset(cfg.dataset_dict("train"))
+    val_set = None
+    if cfg.evaluation.interval > 0:
+        try:
+            val_set = build_dataset(cfg.dataset_dict("val"))
+        except ValueError as err:
+            log.info(f"no validation: {err}")
+        if val_set is not None and len(val_set) == 0:
+            val_set = None
+    if len(train_set) == 0:
+        raise ValueError(f"the training set is empty ({cfg.dataset_dict('train')})")
+    return train_set, val_set
+
+
 # ---------------------------------------------------------------------------------------------
-# Validation
+# The run: what stays fixed, what advances, what is returned
 # ---------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def validate(model: nn.Module, dataset, cfg: TrainConfig, device: torch.device) -> tuple[dict[str, float], np.ndarray | None]:
-    """Teacher-forced validation (SPEC §5): per-step mIoU / IoU of the reconstruction (VQ-VAE) or
-    of the next-frame predictions (world model), and the mean loss terms; plus a BEV image
-    (3, H, W) uint8 of the first sample's first frame, target beside prediction."""
-    model.eval()
-    step = TrainStep(model, cfg)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
-                        collate_fn=collate_fn)
-    metric, sums, n, image = None, {}, 0, None
-    for i, batch in enumerate(loader):
-        if cfg.evaluation.max_batches is not None and i >= cfg.evaluation.max_batches:
-            break
+class StopReason(enum.Enum):
+    """Why :func:`train` returned."""
+
+    FINISHED = "finished"
+    """All ``max_epochs`` ran."""
+    SIGTERM = "SIGTERM"
+    """A scheduler's stop: saved, resumable; exit status 0."""
+    SIGINT = "SIGINT"
+    """Ctrl-C: saved, resumable; exit status 130."""
+    PEER = "peer"
+    """Another rank received SIGTERM / SIGINT (distributed runs stop together); exit status 130."""
+
+
+@dataclass
+class TrainSummary:
+    """What :func:`train` returns."""
+
+    model: nn.Module
+    """The trained model (the bare module, not a DistributedDataParallel wrapper)."""
+    stopped_by: StopReason
+    """Why training returned."""
+    best_val_miou: float
+    """Best validation mIoU (%) so far, also over a resumed run's earlier epochs; -inf without validation."""
+    last: dict[str, float] = field(default_factory=dict)
+    """Scalars of the last optimizer step: ``loss``, the loss terms, ``lr``, ``grad_norm`` (empty if none ran)."""
+    val: dict[str, float] = field(default_factory=dict)
+    """Scalars of the last validation (rank 0; empty if none ran): ``miou``, ``iou``, per step and horizon."""
+
+    @property
+    def exit_code(self) -> int:
+        """Process exit status: 0 when finished or stopped by SIGTERM, 130 (as for Ctrl-C) otherwise."""
+        return 0 if self.stopped_by in (StopReason.FINISHED, StopReason.SIGTERM) else 130
+
+
+@dataclass
+class Run:
+    """The parts of a run that stay fixed while it trains."""
+
+    cfg: TrainConfig
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    device: torch.device
+    rank: int
+    world: int
+    work_dir: Path
+    log: RunLogger
+    model_args: VAEConfig | WorldModelConfig
+    """The model's typed config (stored in every checkpoint)."""
+    iters_per_epoch: int
+    """Batches per epoch on this rank."""
+    config_dict: dict[str, Any] = field(default_factory=dict)
+    """The resolved training config (stored in every checkpoint)."""
+
+    def state(self, progress: "Progress", epochs_done: int, iter_in_epoch: int) -> dict[str, Any]:
+        """The checkpoint dict at this point (:func:`vlwm.train.checkpoint.training_state`)."""
+        return training_state(self.model, self.optimizer, self.scheduler, self.scaler, epochs_done,
+                              progress.global_iter, iter_in_epoch, progress.best, self.config_dict, self.model_args,
+                              {"vlwm_stage": self.cfg.stage, "world_size": self.world})
+
+
+@dataclass
+class Progress:
+    """The parts of a run that advance (and are restored on resume)."""
+
+    epoch: int = 0
+    """Epochs completed."""
+    global_iter: int = 0
+    """Optimizer steps taken."""
+    skip: int = 0
+    """Batches of epoch ``epoch`` already done (a mid-epoch stop); skipped when it resumes."""
+    best: float = float("-inf")
+    """Best validation mIoU (%)."""
+    last: dict[str, float] = field(default_factory=dict)
+    """Scalars of the last optimizer step."""
+    val: dict[str, float] = field(default_factory=dict)
+    """Scalars of the last validation."""
+
+
+def save_checkpoint(run: Run, progress: Progress, epochs_done: int, iter_in_epoch: int, epoch_file: bool) -> None:
+    """``latest.pth`` (and ``epoch_N.pth`` when ``epoch_file``), on rank 0."""
+    if run.rank != 0:
+        return
+    path = save_training_checkpoint(run.work_dir, run.state(progress, epochs_done, iter_in_epoch), epoch_file,
+                                    run.cfg.checkpoint_config.max_keep_ckpts)
+    run.log.info(f"saved {path}")
+
+
+def resume(run: Run, path: str | None) -> Progress:
+    """The progress to start from: that of checkpoint ``path`` (model, optimizer, schedule, scaler and
+    RNG states restored), or a fresh start when ``path`` is None."""
+    if path is None:
+        return Progress()
+    state = load_training_state(path, run.model, run.optimizer, run.scheduler, run.scaler)
+    progress = Progress(epoch=state["epoch"], global_iter=state["global_iter"], skip=state["iter_in_epoch"],
+                        best=state["best_val_miou"])
+    run.log.info(f"resumed from {path}: epoch {progress.epoch}, iteration {progress.global_iter}, +{progress.skip} "
+                 "batches")
+    if progress.epoch >= run.cfg.max_epochs:
+        run.log.info(f"WARNING: {path} has already completed {progress.epoch} epochs >= max_epochs = "
+                     f"{run.cfg.max_epochs}: nothing to train.  To fine-tune from these weights use load_from / "
+                     "--load-from.")
+    return progress
+
+
+def step_module_for(run: Run, parts: tuple[str, ...], epoch: int) -> nn.Module:
+    """Freeze all but ``parts`` and wrap the model's forward + loss (DDP across ranks); DDP's buckets
+    follow ``requires_grad``, so this is redone whenever the trainable parts change."""
+    cfg = run.cfg
+    apply_trainable(run.model, parts, cfg.stage)
+    step: nn.Module = TrainStep(run.model, cfg)
+    if run.world > 1:
+        step = DistributedDataParallel(step, device_ids=[run.device.index] if run.device.type == "cuda" else None,
+                                       find_unused_parameters=cfg.stage != "vqvae")
+    n_train = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
+    run.log.info(f"epoch {epoch + 1}: trainable {list(parts)} ({n_train:,} parameters)")
+    return step
+
+
+def run_epoch(run: Run, progress: Progress, step_module: nn.Module, train_set, epoch: int,
+              stop: "StopFlag") -> StopReason | None:
+    """Train (0-based) ``epoch`` from batch ``progress.skip`` on: forward, backward (accumulating
+    ``accumulate_steps`` batches), :func:`optimizer_step`, log.  On a signal (agreed across ranks)
+    save ``latest.pth`` mid-epoch and return why; None when the epoch is complete."""
+    cfg, device = run.cfg, run.device
+    indices = epoch_indices(train_set, epoch, cfg.seed, run.rank, run.world)[progress.skip * cfg.batch_size:]
+    loader = make_loader(train_set, indices, cfg)
+    run.model.train()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.max_epochs}", disable=run.rank != 0, initial=progress.skip,
+               total=run.iters_per_epoch, leave=False, file=sys.stderr)
+    done = progress.skip
+    for batch in bar:
+        i = done
+        done += 1
+        last_micro = done % cfg.accumulate_steps == 0 or done == run.iters_per_epoch
         occ, rel, mode = batch_inputs(batch, cfg, device)
-        with autocast_context(cfg, device):
-            if cfg.stage == "vqvae":
-                pred, target = occupancy_predictions(model(occ).logits)[0], occ
-            else:
-                pred, target = model(occ, rel, mode, decode=True).sem_pred, occ[:, cfg.model.offset:]
-            _, terms = step(occ, rel, mode)
-        metric = metric or forecast_metric(target.shape[1])
-        metric.update(pred, target)
-        if image is None:
-            image = bev_pair(target[0, 0], pred[0, 0])
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v)
-        n += 1
-    model.train()
-    if metric is None:
-        return {}, None
-    res = metric.compute()
-    res = res if isinstance(res, dict) else res.to_dict()           # vlwm.eval's OccForecastResult
-    out = {f"{k}_{t}": float(v) for k in ("miou", "iou") for t, v in enumerate(res[k])}
-    for name in ("miou_at", "iou_at"):                              # per reported horizon ("1s", "2s", …)
-        out.update({f"{name}_{h}": float(v) for h, v in (res.get(name) or {}).items()})
-    out["miou"] = float(np.mean(res["miou"]))
-    out["iou"] = float(np.mean(res["iou"]))
-    out.update({k: v / n for k, v in sums.items()})
-    return out, image
+        sync = contextlib.nullcontext() if last_micro or run.world == 1 else step_module.no_sync()
+        with sync:
+            with autocast_context(cfg, device):
+                total, terms = step_module(occ, rel, mode)
+            loss = total / cfg.accumulate_steps
+            (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
+        if not last_micro:
+            continue
+        grad_norm = optimizer_step(run.model, cfg, run.optimizer, run.scheduler, run.scaler)
+        progress.global_iter += 1
+        values = {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()},
+                  "lr": run.optimizer.param_groups[0]["lr"], "grad_norm": grad_norm}
+        progress.last = values
+        bar.set_postfix(loss=f"{values['loss']:.4f}")
+        if progress.global_iter % cfg.log_config.interval == 0 or progress.global_iter == 1:
+            run.log.scalars("train", {"epoch": epoch + 1, **values}, progress.global_iter)
+            run.log.info(f"epoch {epoch + 1} iter {i + 1}/{run.iters_per_epoch} (global {progress.global_iter}) " +
+                         " ".join(f"{k} {v:.5g}" for k, v in values.items()))
+        if _agree(stop.signal is not None, run.world, device):
+            bar.close()
+            save_checkpoint(run, progress, epoch, done, epoch_file=False)
+            reason = stop.reason()
+            what = f"signal {stop.signal}" if stop.signal is not None else "a signal to another rank"
+            run.log.info(f"stopped by {what} at epoch {epoch + 1}, batch {done}; resume with --resume-from "
+                         f"{run.work_dir / LATEST}")
+            return reason
+    bar.close()
+    progress.skip = 0
+    return None
+
+
+def validate_and_checkpoint(run: Run, progress: Progress, val_set, epochs_done: int) -> None:
+    """After an epoch: validate every ``evaluation.interval`` epochs (rank 0; ``best.pth`` on a new
+    best mIoU), then save ``latest.pth`` (and ``epoch_N.pth`` every ``checkpoint_config.interval``)."""
+    cfg, e = run.cfg, epochs_done
+    if val_set is not None and cfg.evaluation.interval > 0 and e % cfg.evaluation.interval == 0:
+        if run.rank == 0:
+            res, bev = validate(run.model, val_set, cfg, run.device)
+            run.log.scalars("val", res, progress.global_iter)
+            if bev is not None:
+                run.log.image("val/bev_target_vs_prediction", bev, progress.global_iter)
+            run.log.info(f"val epoch {e}: " + " ".join(f"{k} {v:.4g}" for k, v in res.items()))
+            if res and res["miou"] > progress.best:
+                progress.best = res["miou"]
+                atomic_save(run.state(progress, e, 0), run.work_dir / BEST)
+                run.log.info(f"new best val mIoU {progress.best:.3f}: {run.work_dir / BEST}")
+            progress.val = res
+        if run.world > 1:
+            dist.barrier()
+    save_checkpoint(run, progress, e, 0, epoch_file=e % cfg.checkpoint_config.interval == 0 or e == cfg.max_epochs)
 
 
 # ---------------------------------------------------------------------------------------------
-# The run
+# Signals and the run record
 # ---------------------------------------------------------------------------------------------
 
 
@@ -275,6 +326,12 @@ class StopFlag:
     def __exit__(self, *exc):
         for s, h in self._old.items():
             signal.signal(s, h)
+
+    def reason(self) -> StopReason:
+        """The stop reason of this process: its own signal, else a peer's."""
+        if self.signal is None:
+            return StopReason.PEER
+        return StopReason.SIGTERM if self.signal == signal.SIGTERM else StopReason.SIGINT
 
 
 def _agree(flag: bool, world: int, device: torch.device) -> bool:
@@ -301,9 +358,14 @@ def write_run_record(work_dir: Path, cfg: TrainConfig, raw_config: Any, argv: li
     (work_dir / "version.json").write_text(json.dumps(meta, indent=1))
 
 
-def train(cfg: TrainConfig, work_dir: str | Path, argv: list[str] | None = None, raw_config: Any = None) -> dict:
-    """Train as ``cfg`` says; returns a summary: ``last`` (last logged scalars), ``val``,
-    ``best_val_miou``, ``stopped_by`` (signal number or None) and ``model`` (the trained module)."""
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, work_dir: str | Path, argv: list[str] | None = None,
+          raw_config: Any = None) -> TrainSummary:
+    """Train as ``cfg`` says, writing checkpoints and logs into ``work_dir``; see :class:`TrainSummary`."""
     rank, world, device = setup_distributed(cfg.device)
     work_dir = Path(work_dir)
     if rank == 0:
@@ -313,146 +375,37 @@ def train(cfg: TrainConfig, work_dir: str | Path, argv: list[str] | None = None,
     seed_everything(cfg.seed)
     log.info(f"stage {cfg.stage}, grid {cfg.grid.shape}, device {device}, world size {world}")
 
-    # ---- model and initial weights
     model_args = cfg.model_config()
     model = (build_vqvae if cfg.stage == "vqvae" else build_world_model)(model_args).to(device)
-    resume = cfg.resume_from
-    if resume is None and (work_dir / LATEST).exists():
-        resume = str(work_dir / LATEST)                        # official: auto-resume from the work dir
-    if resume is None and cfg.load_from:
+    resume_from = cfg.resume_from
+    if resume_from is None and (work_dir / LATEST).exists():
+        resume_from = str(work_dir / LATEST)                   # official: auto-resume from the work dir
+    if resume_from is None and cfg.load_from:
         log.info(f"load_from:\n{load_weights(model, cfg.load_from)}")
-    elif resume is None and cfg.stage == "world_model" and cfg.model.vqvae_ckpt:
+    elif resume_from is None and cfg.stage == "world_model" and cfg.model.vqvae_ckpt:
         log.info(f"vqvae_ckpt:\n{load_weights(model, cfg.model.vqvae_ckpt, into_vae=True)}")
 
-    # ---- data
-    train_set = build_dataset(cfg.dataset_dict("train"))
-    val_set = None
-    if cfg.evaluation.interval > 0:
-        try:
-            val_set = build_dataset(cfg.dataset_dict("val"))
-        except ValueError as err:
-            log.info(f"no validation: {err}")
-        if val_set is not None and len(val_set) == 0:
-            val_set = None
-    if len(train_set) == 0:
-        raise ValueError(f"the training set is empty ({cfg.dataset_dict('train')})")
+    train_set, val_set = build_datasets(cfg, log)
     iters_per_epoch = math.ceil(len(epoch_indices(train_set, 0, cfg.seed, rank, world)) / cfg.batch_size)
-    steps_per_epoch = math.ceil(iters_per_epoch / cfg.accumulate_steps)
-
-    # ---- optimisation state
-    optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
+    optimizer, scheduler = build_optimizer(model, cfg, math.ceil(iters_per_epoch / cfg.accumulate_steps))
     scaler = torch.amp.GradScaler(device.type) if cfg.fp16 is not None else None
-    start_epoch, global_iter, skip, best = 0, 0, 0, float("-inf")
-    if resume is not None:
-        state = load_training_state(resume, model, optimizer, scheduler, scaler)
-        start_epoch, global_iter, skip, best = (state["epoch"], state["global_iter"], state["iter_in_epoch"],
-                                                state["best_val_miou"])
-        log.info(f"resumed from {resume}: epoch {start_epoch}, iteration {global_iter}, +{skip} batches")
-        if start_epoch >= cfg.max_epochs:
-            log.info(f"WARNING: {resume} has already completed {start_epoch} epochs >= max_epochs = {cfg.max_epochs}: "
-                     "nothing to train.  To fine-tune from these weights use load_from / --load-from.")
-    config_dict = cfg.to_dict()
-    meta = {"vlwm_stage": cfg.stage, "world_size": world}
+    run = Run(cfg, model, optimizer, scheduler, scaler, device, rank, world, work_dir, log, model_args,
+              iters_per_epoch, cfg.to_dict())
+    progress = resume(run, resume_from)
 
-    def save(epoch_done: int, iter_in_epoch: int, epoch_file: bool) -> None:
-        if rank != 0:
-            return
-        state = training_state(model, optimizer, scheduler, scaler, epoch_done, global_iter, iter_in_epoch, best,
-                               config_dict, model_args, meta)
-        path = save_training_checkpoint(work_dir, state, epoch_file, cfg.checkpoint_config.max_keep_ckpts)
-        log.info(f"saved {path}")
-
-    # ---- epochs
     parts, step_module = None, None
-    summary: dict[str, Any] = {"stopped_by": None}
     with StopFlag() as stop:
-        for epoch in range(start_epoch, cfg.max_epochs):
+        for epoch in range(progress.epoch, cfg.max_epochs):
             new_parts = trainable_parts(cfg, epoch)
-            if new_parts != parts:                                   # (re)wrap: DDP buckets follow requires_grad
-                parts = new_parts
-                apply_trainable(model, parts, cfg.stage)
-                step_module = TrainStep(model, cfg)
-                if world > 1:
-                    step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type ==
-                                                          "cuda" else None, find_unused_parameters=cfg.stage != "vqvae")
-                n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-                log.info(f"epoch {epoch + 1}: trainable {list(parts)} ({n_train:,} parameters)")
-            indices = epoch_indices(train_set, epoch, cfg.seed, rank, world)[skip * cfg.batch_size:]
-            loader = make_loader(train_set, indices, cfg)
-            model.train()
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.max_epochs}", disable=rank != 0, initial=skip,
-                       total=iters_per_epoch, leave=False, file=sys.stderr)
-            done = skip
-            for batch in bar:
-                i = done
-                done += 1
-                last_micro = done % cfg.accumulate_steps == 0 or done == iters_per_epoch
-                occ, rel, mode = batch_inputs(batch, cfg, device)
-                sync = contextlib.nullcontext() if last_micro or world == 1 else step_module.no_sync()
-                with sync:
-                    with autocast_context(cfg, device):
-                        total, terms = step_module(occ, rel, mode)
-                    loss = total / cfg.accumulate_steps
-                    (scaler.scale(loss) if scaler is not None else loss).backward()
-                if not last_micro:
-                    continue
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                params = [p for p in model.parameters() if p.grad is not None]
-                if cfg.grad_clip is not None:
-                    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip.max_norm, cfg.grad_clip.norm_type)
-                else:
-                    grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])) if params \
-                        else torch.zeros(())
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                global_iter += 1
-                values = {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()},
-                          "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm)}
-                summary["last"] = values
-                bar.set_postfix(loss=f"{values['loss']:.4f}")
-                if global_iter % cfg.log_config.interval == 0 or global_iter == 1:
-                    log.scalars("train", {"epoch": epoch + 1, **values}, global_iter)
-                    log.info(f"epoch {epoch + 1} iter {i + 1}/{iters_per_epoch} (global {global_iter}) " +
-                             " ".join(f"{k} {v:.5g}" for k, v in values.items()))
-                if _agree(stop.signal is not None, world, device):
-                    bar.close()
-                    save(epoch, done, epoch_file=False)
-                    summary["stopped_by"] = stop.signal or "peer"
-                    log.info(f"stopped by signal {summary['stopped_by']} at epoch {epoch + 1}, batch {done}; "
-                             f"resume with --resume-from {work_dir / LATEST}")
-                    log.close()
-                    return summary
-            bar.close()
-            skip = 0
-
-            # ---- validation and checkpoints
-            e = epoch + 1
-            if val_set is not None and cfg.evaluation.interval > 0 and e % cfg.evaluation.interval == 0:
-                if rank == 0:
-                    res, bev = validate(model, val_set, cfg, device)
-                    log.scalars("val", res, global_iter)
-                    if bev is not None:
-                        log.image("val/bev_target_vs_prediction", bev, global_iter)
-                    log.info(f"val epoch {e}: " + " ".join(f"{k} {v:.4g}" for k, v in res.items()))
-                    if res and res["miou"] > best:
-                        best = res["miou"]
-                        atomic_save(training_state(model, optimizer, scheduler, scaler, e, global_iter, 0, best,
-                                                   config_dict, model_args, meta), work_dir / BEST)
-                        log.info(f"new best val mIoU {best:.3f}: {work_dir / BEST}")
-                    summary["val"] = res
-                if world > 1:
-                    dist.barrier()
-            save(e, 0, epoch_file=e % cfg.checkpoint_config.interval == 0 or e == cfg.max_epochs)
-    summary["best_val_miou"] = best
-    summary["model"] = model
+            if new_parts != parts:
+                parts, step_module = new_parts, step_module_for(run, new_parts, epoch)
+            stopped_by = run_epoch(run, progress, step_module, train_set, epoch, stop)
+            if stopped_by is not None:
+                log.close()
+                return TrainSummary(model, stopped_by, progress.best, progress.last, progress.val)
+            validate_and_checkpoint(run, progress, val_set, epoch + 1)
     log.info("training finished")
     log.close()
     if world > 1:
         dist.barrier()
-    return summary
+    return TrainSummary(model, StopReason.FINISHED, progress.best, progress.last, progress.val)

@@ -1,8 +1,10 @@
-"""The ``model`` section of a training config: the guide's keys, the official architecture by default.
+"""The ``model`` section of a training config: the guide's keys mapped onto the typed model configs.
 
 :class:`VQVAEModelConfig` (stage 1, ``type='VAERes2D'``) and :class:`WorldModelSection` (stage 2 /
 fine-tuning, ``type='OccWorld'``) turn into the model dataclasses of :mod:`vlwm.models.config`
-for a given grid (depth = Z levels, resolution = X size).
+for a given grid (depth = Z levels, resolution = X size, token grid = what the VAE makes of it).
+The architecture is described there, once: every default below *is* that config's default (the
+official architecture), and the loss weights are the named dataclasses of :mod:`vlwm.models.losses`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from vlwm.gt.grid import GridSpec
-from vlwm.labels import NUM_OCC_CLASSES
 from vlwm.models.config import PoseConfig, TransformerConfig, VAEConfig, WorldModelConfig, latent_size
+from vlwm.models.losses import VAELossWeights, WorldModelLossWeights
 
 
 class ConfigError(ValueError):
@@ -28,17 +30,17 @@ class ConfigError(ValueError):
 class CoderConfig:
     """Encoder or decoder of the VQ-VAE (``model.encoder`` / ``model.decoder``)."""
 
-    base_channel: int = 64
+    base_channel: int = VAEConfig.ch
     """Base width ``ch`` (official 64)."""
-    ch_mult: tuple[int, ...] = (1, 2, 4)
+    ch_mult: tuple[int, ...] = VAEConfig.ch_mult
     """Width multipliers per level; len - 1 downsamplings."""
-    num_res_blocks: int = 2
+    num_res_blocks: int = VAEConfig.num_res_blocks
     """ResNet blocks per level."""
     attn_resolutions: Optional[tuple[int, ...]] = None
     """Nominal resolutions with attention; None = the token grid (50 for 200 x 200, as officially)."""
-    z_channels: int = 128
+    z_channels: int = VAEConfig.z_channels
     """Latent channels."""
-    dropout: float = 0.0
+    dropout: float = VAEConfig.dropout
     """Dropout in the ResNet blocks."""
 
 
@@ -46,14 +48,14 @@ class CoderConfig:
 class VQConfig:
     """The vector quantiser (``model.vq``)."""
 
-    num_embeddings: int = 512
+    num_embeddings: int = VAEConfig.codebook_size
     """Codebook size ``n_e`` (official 512)."""
-    embedding_dim: int = 128
+    embedding_dim: int = VAEConfig.code_dim
     """Code width ``e_dim`` (official 128; the guide's 64 builds a 64-d codebook, which the released
     weights do not fit)."""
-    beta: float = 1.0
+    beta: float = VAEConfig.beta
     """Codebook-term weight of the VQ loss."""
-    restart_dead_codes: int = 0
+    restart_dead_codes: int = VAEConfig.restart_dead_codes
     """Restart a code after this many training steps without use; 0 = never (official).  Small
     tokenizers on little data collapse to a few codes without it (config/demo_vqvae.py uses it)."""
 
@@ -71,18 +73,19 @@ class VQVAEModelConfig:
     """Decoder widths (must equal the encoder's: the official model shares them)."""
     vq: VQConfig = field(default_factory=VQConfig)
     """Quantiser."""
-    num_classes: int = NUM_OCC_CLASSES
+    num_classes: int = VAEConfig.num_classes
     """Occupancy classes (18 incl. free)."""
-    expansion: int = 8
+    expansion: int = VAEConfig.expansion
     """Class-embedding width per voxel."""
-    use_checkpoint: bool = False
+    use_checkpoint: bool = VAEConfig.use_checkpoint
     """Gradient checkpointing (recompute blocks in backward)."""
-    attention: str = "sdpa"
+    attention: str = VAEConfig.attention
     """Attention kernel: ``'sdpa'`` or ``'reference'``."""
-    channels_last: bool = False
+    channels_last: bool = VAEConfig.channels_last
     """Run the 2D convolutions channels-last."""
-    loss_weights: tuple[float, float, float] = (10.0, 1.0, 1.0)
-    """Weights of (reconstruction CE, Lovász, VQ embedding loss) — official 10, 1, 1."""
+    loss_weights: VAELossWeights = field(default_factory=VAELossWeights)
+    """Weights of the VQ-VAE loss terms, by name: ``dict(recon=10.0, lovasz=1.0, embed=1.0)`` (official).
+    Also the weights of the tokenizer's loss while a world model trains its VAE (``vae_loss_weight``)."""
 
     def vae_config(self, grid: GridSpec) -> VAEConfig:
         """The :class:`VAEConfig` for ``grid`` (depth = Z levels, resolution = X size)."""
@@ -116,26 +119,34 @@ class TransformerSection:
     num_layers: int = 2
     """The official config's ``num_layers``; stored but unused by the official transformer (SPEC
     §3.3), so only 2 is accepted — set the depth with ``temporal_attn_layers`` / ``pose_attn_layers``."""
-    temporal_attn_layers: int = 6
+    temporal_attn_layers: int = TransformerConfig.temporal_attn_layers
     """Temporal attention layers per U-Net level."""
-    pose_attn_layers: int = 2
+    pose_attn_layers: int = TransformerConfig.pose_attn_layers
     """Pose attention layers per U-Net level."""
-    channels: tuple[int, ...] = (128, 256, 512)
+    channels: tuple[int, ...] = TransformerConfig.channels
     """U-Net channels per level."""
-    num_heads: int = 8
+    num_heads: int = TransformerConfig.num_heads
     """Attention heads."""
-    num_frames: int = 15
+    num_frames: int = TransformerConfig.num_frames
     """Context frames (temporal embeddings); windows hold at most num_frames + offset frames."""
-    pose_output_channel: int = 128
+    pose_output_channel: int = TransformerConfig.pose_output_channel
     """Width of the pose features."""
 
 
 @dataclass
-class PoseSection:
-    """``model.pose_encoder`` / ``model.pose_decoder``."""
+class PoseEncoderSection:
+    """``model.pose_encoder``."""
 
-    num_layers: int = 2
-    """Linear layers."""
+    num_layers: int = PoseConfig.encoder_layers
+    """Linear layers (>= 2)."""
+
+
+@dataclass
+class PoseDecoderSection:
+    """``model.pose_decoder``."""
+
+    num_layers: int = PoseConfig.decoder_layers
+    """Linear layers (>= 1)."""
 
 
 @dataclass
@@ -151,15 +162,15 @@ class WorldModelSection:
     """The tokenizer."""
     transformer: TransformerSection = field(default_factory=TransformerSection)
     """The transformer."""
-    pose_encoder: PoseSection = field(default_factory=PoseSection)
+    pose_encoder: PoseEncoderSection = field(default_factory=PoseEncoderSection)
     """Pose encoder."""
-    pose_decoder: PoseSection = field(default_factory=PoseSection)
+    pose_decoder: PoseDecoderSection = field(default_factory=PoseDecoderSection)
     """Pose decoder."""
-    motion_dims: int = 2
+    motion_dims: int = PoseConfig.motion_dims
     """Pose components: 2 = (dx, dy) official; 4 = (dx, dy, dz, dyaw) for drones (``rel_motion``)."""
-    num_modes: int = 3
+    num_modes: int = PoseConfig.num_modes
     """Driving commands."""
-    offset: int = 1
+    offset: int = WorldModelConfig.offset
     """Frame i predicts frame i + offset."""
     freeze_vae: bool = True
     """Keep the tokenizer frozen."""
@@ -167,15 +178,15 @@ class WorldModelSection:
     """Keep the transformer frozen."""
     freeze_pose: bool = False
     """Keep the pose encoder / decoder frozen."""
-    use_checkpoint: bool = False
+    use_checkpoint: bool = TransformerConfig.use_checkpoint
     """Gradient checkpointing in the VAE and the transformer."""
-    attention: str = "sdpa"
+    attention: str = TransformerConfig.attention
     """Attention kernel."""
-    loss_weights: tuple[float, float] = (1.0, 0.1)
-    """Weights of (code CE, plan regression) — official 1, 0.1."""
+    loss_weights: WorldModelLossWeights = field(default_factory=WorldModelLossWeights)
+    """Weights of the world-model loss terms, by name: ``dict(ce=1.0, plan_reg=0.1)`` (official)."""
     vae_loss_weight: float = 1.0
-    """Weight of the VQ-VAE loss added while any VAE part is trainable (the world-model losses do
-    not reach the decoder); 0 turns it off."""
+    """Weight of the VQ-VAE loss (weighted by ``vae.loss_weights``) added while any VAE part is
+    trainable (the world-model losses do not reach the decoder); 0 turns it off."""
 
     def world_model_config(self, grid: GridSpec) -> WorldModelConfig:
         if self.type not in ("OccWorld", "TransVQVAE"):

@@ -1,5 +1,6 @@
-"""Bird's-eye maps: the top-most occupied class of each grid column, lidar points, trajectories.
+"""Bird's-eye maps: occupancy grids with trajectories and the ego, lidar points.
 
+The grid's BEV itself (top-most occupied class of each column) is :func:`vlwm.gt.bev.bev_image`.
 Image orientation (every BEV here): x forward points up the image, y left points left, so the ego
 (grid-frame origin) sees the map as a driver would.  Grid ``[i, j]`` maps to image row
 ``X - 1 - i`` and column ``Y - 1 - j``; metres map to pixels through :func:`metres_to_pixels`.
@@ -9,51 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from vlwm.gt.bev import bev_image
 from vlwm.gt.grid import GridSpec
 from vlwm.labels import FREE, OCC3D_PALETTE
 
-HEIGHT_SHADE_MIN = 0.65     #: brightness of the lowest voxel layer when shading by height (top layer = 1)
 LIDAR_UNLABELLED = np.array([90, 90, 90], np.uint8)   #: colour of lidar points without a class
 LIDAR_LABEL_COLUMN = 4      #: column of the class id in recorder lidar arrays (x, y, z, intensity, label, ...)
 TRUE_COLOUR = (0, 170, 0)   #: ground-truth trajectory
 PRED_COLOUR = (220, 0, 0)   #: predicted trajectory
 EGO_COLOUR = (0, 0, 0)
-
-
-def bev_classes(labels: np.ndarray, free: int = FREE) -> tuple[np.ndarray, np.ndarray]:
-    """Top-most occupied class of each column.
-
-    Parameters
-    ----------
-    labels : (X, Y, Z) uint8 class ids, grid frame.
-
-    Returns
-    -------
-    classes : (X, Y) uint8 class of the highest non-free voxel, ``free`` for empty columns.
-    height : (X, Y) int64 z index of that voxel, -1 for empty columns.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 3:
-        raise ValueError(f"labels must be an (X, Y, Z) grid, got shape {labels.shape}")
-    occ = labels[..., ::-1] != free                                       # (X, Y, Z), top layer first
-    first = np.argmax(occ, axis=2)                                        # (X, Y) index from the top
-    any_occ = occ.any(axis=2)
-    height = np.where(any_occ, labels.shape[2] - 1 - first, -1)
-    classes = np.take_along_axis(labels, np.maximum(height, 0)[..., None], axis=2)[..., 0]
-    return np.where(any_occ, classes, free).astype(np.uint8), height
-
-
-def bev_image(labels: np.ndarray, scale: int = 2, height_shading: bool = True,
-              palette: np.ndarray = OCC3D_PALETTE, free: int = FREE) -> np.ndarray:
-    """(X * scale, Y * scale, 3) uint8 BEV map of ``labels`` (X, Y, Z); empty columns are the free colour."""
-    classes, height = bev_classes(labels, free)
-    rgb = palette[classes].astype(np.float32)                             # (X, Y, 3)
-    if height_shading:
-        z = max(labels.shape[2] - 1, 1)
-        shade = HEIGHT_SHADE_MIN + (1 - HEIGHT_SHADE_MIN) * np.clip(height, 0, None) / z
-        rgb = np.where((height >= 0)[..., None], rgb * shade[..., None], rgb)
-    img = rgb.astype(np.uint8)[::-1, ::-1]                                # x up, y left
-    return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
 
 
 def metres_to_pixels(xy: np.ndarray, grid: GridSpec, scale: int) -> np.ndarray:

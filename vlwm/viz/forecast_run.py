@@ -20,8 +20,7 @@ import torch
 from vlwm.data.dataset import collate_fn
 from vlwm.eval.run import eval_dataset, load_world_model, predicted_poses, rollout_batch, true_frames
 from vlwm.models import CheckpointMismatchError
-from vlwm.train.cli import parse_cfg_options
-from vlwm.train.config import ConfigError, TrainConfig, load_config
+from vlwm.train.config import ConfigError, TrainConfig, load_config, parse_cfg_options
 from vlwm.viz.forecast import write_window_video
 from vlwm.viz.video import VideoFiles
 

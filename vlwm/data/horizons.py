@@ -3,17 +3,18 @@
 OccWorld predicts 6 frames at 2 Hz (0.5 s … 3 s) and reports steps 1, 3 and 5 (0-based) as
 1 s / 2 s / 3 s, plus their mean (SPEC §7.2).  Our recordings may run at another rate
 (``sample["frame_rate_hz"]``), so the step of a horizon is derived from the rate: future step
-``k`` (0-based) lies ``(k + 1) / rate`` seconds after the last history frame.
+``k`` (0-based) lies ``(k + 1) / rate`` seconds after the last history frame.  Training's validation
+(:mod:`vlwm.train.validation`) and the evaluation metrics (:mod:`vlwm.eval`) both report these.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from vlwm.data.config import OCCWORLD_FRAME_RATE_HZ
+
 #: The horizons the field reports (seconds after the last observed frame).
 DEFAULT_HORIZONS_S: tuple[float, ...] = (1.0, 2.0, 3.0)
-#: OccWorld / nuScenes keyframe rate (Hz): 0.5 s between predicted frames.
-OCCWORLD_FRAME_RATE_HZ = 2.0
 #: A horizon must fall this close (in steps) to a whole step.
 STEP_TOLERANCE = 1e-6
 
