@@ -358,12 +358,15 @@ def test_shared_origin_as_a_view_a_copy_or_a_list_gives_the_same_hits(traffic_wo
     assert (view.triangle >= world.num_static_triangles).any()
 
 
-def ray_meets_sphere(origin, d, centre, radius):
-    """(n,) bool, float64: the ray from ``origin`` along unit ``d`` (n, 3) passes within ``radius``."""
+def ray_meets_sphere(origin, d, centre, radius, reach=np.inf):
+    """(n,) bool, float64: the ray from ``origin`` along unit ``d`` (n, 3) enters the sphere within
+    ``reach`` (m, scalar or (n,))."""
     v = np.asarray(centre, np.float64) - origin
     along = d @ v
-    closest = np.einsum("ij,ij->i", v - along[:, None] * d, v - along[:, None] * d)
-    return (along > 0) & (closest <= radius ** 2)
+    off = v - along[:, None] * d
+    closest = np.einsum("ij,ij->i", off, off)
+    entry = along - np.sqrt(np.maximum(radius ** 2 - closest, 0.0))
+    return (along + radius > 0) & (closest <= radius ** 2) & (entry <= reach)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -396,6 +399,17 @@ def test_cull_keeps_every_ray_that_meets_a_sphere(seed):
     assert len(missing) == 0, f"rays {missing[:5]} meet a sphere but were culled"
     assert np.all(np.diff(kept) > 0) and len(kept) < 0.5 * len(d)
     assert cone_candidates(centres[2], d, centres, radii) is None               # inside a sphere: no cull
+    # With a reach (the scene hit distance) per ray: spheres entered only beyond it may be culled.
+    reach = np.where(rng.random(len(d)) < 0.2, np.inf, rng.uniform(0, 100, len(d))).astype(np.float32)
+    near = cone_candidates(origin, d, centres, radii, reach=reach)
+    need = np.zeros(len(d), bool)
+    for c, r in zip(centres, radii):
+        need |= ray_meets_sphere(origin, d64, c, r, reach.astype(np.float64))
+    missing = np.setdiff1d(np.flatnonzero(need), near)
+    assert len(missing) == 0, f"rays {missing[:5]} reach a sphere but were culled"
+    assert np.isin(near, kept).all() and len(near) < len(kept)
+    with pytest.raises(ValueError, match="reach has shape"):
+        cone_candidates(origin, d, centres, radii, reach=reach[:-1])
 
 
 def test_pseudo_azimuth_rises_with_the_azimuth():

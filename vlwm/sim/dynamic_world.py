@@ -4,9 +4,9 @@ Rays are cast twice and the nearer hit kept: once against the scene's cached tra
 against a small tracer built over the actors' triangles at ``t`` (a few thousand triangles),
 limited to the static hit distance so only actors in front of the scene count.  When all rays
 share one origin (a lidar sweep) only those whose direction falls in an angular bin touched by
-some actor's bounding sphere take the second cast (:func:`cone_candidates`, one compiled pass
-over the rays): most rays see no actor.  The actors' tracer is built once per ``t`` and only
-when some ray needs it.
+the bounding sphere of some actor not hidden behind the ray's static hit take the second cast
+(:func:`cone_candidates`, one compiled pass over the rays): most rays see no actor.  The actors'
+tracer is built once per ``t``, and only when some ray needs it.
 
 The second cast uses the same Embree scene (every actor's triangles, in the same order) whatever
 the cull keeps, so a ray's hit does not depend on which other rays were cast with it: the cull
@@ -39,6 +39,9 @@ from vlwm.world.scene import Caster, RayHits, Scene
 #: pseudo-azimuth bin spans 0.32 to 0.64 degrees of azimuth, less than the uniform 1 degree bins of
 #: an arctangent grid, which costs about as much per ray as the whole cull.
 ELEVATION_BINS, AZIMUTH_BINS = 180, 720
+#: (metres, fraction) taken off a sphere's entry distance before it is compared with a ray's reach:
+#: far more than the float32 rounding of Embree's distances (~1e-7 relative).
+ENTRY_MARGIN = (1e-3, 1e-5)
 
 
 class _ActorMesh(NamedTuple):
@@ -149,7 +152,7 @@ class DynamicWorld:
             return hits
         rays = None
         if backend != "numpy" and len(o) and (o.strides[0] == 0 or _all_rows_equal(o)):
-            rays = cone_candidates(o[0], d, layer.centres, layer.radii)
+            rays = cone_candidates(o[0], d, layer.centres, layer.radii, reach=distance)
         if rays is None:
             rays = np.arange(len(o))
         if not len(rays):
@@ -174,14 +177,16 @@ class DynamicWorld:
         return hits
 
 
-def cone_candidates(origin: np.ndarray, directions: np.ndarray, centres: np.ndarray,
-                    radii: np.ndarray) -> np.ndarray | None:
+def cone_candidates(origin: np.ndarray, directions: np.ndarray, centres: np.ndarray, radii: np.ndarray,
+                    reach: np.ndarray | None = None) -> np.ndarray | None:
     """Indices of the rays from one ``origin`` that may meet one of the spheres, or ``None`` (all).
 
     A conservative cull on a grid of ``ELEVATION_BINS`` bins of ``sin(elevation)`` (the
     direction's z) by ``AZIMUTH_BINS`` bins of a pseudo-azimuth (:func:`_pseudo_azimuth`, a
     monotonic stand-in for the azimuth that needs no arctangent): each sphere marks the bins its
-    angular disc touches, padded by one bin; a ray is a candidate if its bin is marked.
+    angular disc touches, padded by one bin, with the distance at which a ray can first enter it
+    (``|centre - origin| - radius``, less ``ENTRY_MARGIN``); a ray is a candidate if its bin is
+    marked by a sphere it can reach: one whose entry distance is at most the ray's ``reach``.
 
     Parameters
     ----------
@@ -191,6 +196,9 @@ def cone_candidates(origin: np.ndarray, directions: np.ndarray, centres: np.ndar
         Unit ray directions.
     centres : (A, 3) float, radii : (A,) float
         Bounding spheres, metres.
+    reach : (n,) float, optional
+        How far each ray can see, metres (the distance of its scene hit, ``inf`` for a miss):
+        spheres beyond it are hidden.  Unlimited when omitted.
 
     Returns
     -------
@@ -215,9 +223,13 @@ def cone_candidates(origin: np.ndarray, directions: np.ndarray, centres: np.ndar
     a0 = np.floor(p0 * az_scale).astype(np.int64) - 1
     a1 = np.floor(p1 * az_scale).astype(np.int64) + 1
     a1 = np.where(p1 < p0, a1 + AZIMUTH_BINS, a1)                    # the disc straddles azimuth 0
-    mask = _mark_bins(lo, hi, a0, a1, polar)
+    entry = (dist - radii) * (1 - ENTRY_MARGIN[1]) - ENTRY_MARGIN[0]
+    near = _mark_bins(lo, hi, a0, a1, polar, entry)
     d = np.ascontiguousarray(directions, np.float32)
-    return _rays_in_bins(d, mask)
+    reach = np.full(len(d), np.inf) if reach is None else np.asarray(reach)
+    if reach.shape != (len(d),):
+        raise ValueError(f"reach has shape {reach.shape}, expected ({len(d)},)")
+    return _rays_in_bins(d, near, reach)
 
 
 def _pseudo_azimuth(x, y):
@@ -233,32 +245,32 @@ def _pseudo_azimuth(x, y):
 
 
 @numba.njit(cache=True, nogil=True)
-def _mark_bins(lo, hi, a0, a1, full):  # pragma: no cover - compiled
-    """(ELEVATION_BINS, AZIMUTH_BINS) bool: rows ``lo[i]..hi[i]`` by columns ``a0[i]..a1[i]`` (taken
-    modulo the column count) of every sphere ``i``, or whole rows where ``full[i]``."""
-    mask = np.zeros((ELEVATION_BINS, AZIMUTH_BINS), np.bool_)
+def _mark_bins(lo, hi, a0, a1, full, entry):  # pragma: no cover - compiled
+    """(ELEVATION_BINS, AZIMUTH_BINS) float64: per bin, the least ``entry[i]`` (m) of the spheres
+    ``i`` that mark it (rows ``lo[i]..hi[i]`` by columns ``a0[i]..a1[i]`` taken modulo the column
+    count, or whole rows where ``full[i]``); ``inf`` where no sphere does."""
+    near = np.full((ELEVATION_BINS, AZIMUTH_BINS), np.inf)
     for i in range(lo.shape[0]):
         whole = full[i] or a1[i] - a0[i] + 1 >= AZIMUTH_BINS
         for r in range(lo[i], hi[i] + 1):
-            if whole:
-                mask[r, :] = True
-            else:
-                for c in range(a0[i], a1[i] + 1):
-                    mask[r, c % AZIMUTH_BINS] = True
-    return mask
+            for c in range(0, AZIMUTH_BINS) if whole else range(a0[i], a1[i] + 1):
+                c %= AZIMUTH_BINS
+                near[r, c] = min(near[r, c], entry[i])
+    return near
 
 
 _CULL_BLOCK = 1024  #: rays per block of :func:`_rays_in_bins` (three float32 columns of this length stay in L1)
 
 
 @numba.njit(cache=True, nogil=True)
-def _rays_in_bins(d, mask):  # pragma: no cover - compiled
+def _rays_in_bins(d, near, reach):  # pragma: no cover - compiled
     """Ascending indices of the unit directions (n, 3) float32 whose (sin elevation, pseudo-azimuth)
-    bin is marked in ``mask``: the binning of :func:`cone_candidates`, in float32 (a bin may be off
-    by one at its edges, which the one-bin padding of the marks covers).  Blocks of rays are first
-    split into x, y, z columns so the binning loop compiles to SIMD code."""
+    bin has an entry distance ``near`` (m) within the ray's ``reach`` (n,) (m): the binning of
+    :func:`cone_candidates`, in float32 (a bin may be off by one at its edges, which the one-bin
+    padding of the marks covers).  Blocks of rays are first split into x, y, z columns so the
+    binning loop compiles to SIMD code."""
     n = d.shape[0]
-    flat = mask.ravel()
+    flat = near.ravel()
     out = np.empty(n + 1, np.int64)
     xs, ys, zs = np.empty(_CULL_BLOCK, np.float32), np.empty(_CULL_BLOCK, np.float32), np.empty(_CULL_BLOCK, np.float32)
     cell = np.empty(_CULL_BLOCK, np.int32)
@@ -268,9 +280,9 @@ def _rays_in_bins(d, mask):  # pragma: no cover - compiled
         for i in range(m):
             xs[i], ys[i], zs[i] = d[s + i, 0], d[s + i, 1], d[s + i, 2]
         _bin_block(xs, ys, zs, cell, m)
-        for i in range(m):                      # branch-free append: write, then advance if marked
+        for i in range(m):                      # branch-free append: write, then advance if reachable
             out[k] = s + i
-            k += flat[cell[i]]
+            k += (flat[cell[i]] < np.inf) & (reach[s + i] >= flat[cell[i]])
     return out[:k]
 
 
