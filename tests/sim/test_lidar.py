@@ -420,3 +420,26 @@ def test_pseudo_azimuth_rises_with_the_azimuth():
     assert np.all(np.diff(np.roll(p, -turn)) > 0) and p.min() >= 0 and p.max() < 4
     np.testing.assert_allclose(_pseudo_azimuth([1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, -1.0]), [0, 1, 2, 3])
     assert AZIMUTH_BINS % 4 == 0
+
+
+def test_runs_of_shared_origins_are_culled_run_by_run(traffic_world):
+    """A camera-rig-like bundle (a few origins, each shared by a run of rays) gives the hits of
+    casting each run alone and of the numpy reference, which culls nothing."""
+    city, traffic, world = traffic_world
+    rng = np.random.default_rng(4)
+    t = 29.0
+    st = traffic.states(t)
+    origins, directions = [], []
+    for pose in sweep_poses(traffic, t, rng, 5):
+        aim = st.position[rng.integers(len(st.position), size=120)] + rng.normal([0, 0, 0.8], 1.0, (120, 3))
+        directions.append(np.concatenate([aim - pose.position, rng.normal(size=(30, 3))]))
+        origins.append(np.broadcast_to(pose.position, (150, 3)))
+    o, d = np.concatenate(origins), np.concatenate(directions)
+    whole = world.cast(o, d, 150.0, t)
+    parts = [world.cast(oo, dd, 150.0, t) for oo, dd in zip(origins, directions)]
+    for got, *want in zip(whole, *parts):
+        assert np.asarray(got).tobytes() == np.concatenate(want).tobytes()
+    ref = world.cast(o, d, 150.0, t, backend="numpy")
+    np.testing.assert_array_equal(whole.hit, ref.hit)
+    np.testing.assert_array_equal(whole.instance, ref.instance)
+    assert (whole.triangle >= world.num_static_triangles).sum() > 50

@@ -2,11 +2,11 @@
 
 Rays are cast twice and the nearer hit kept: once against the scene's cached tracer, once
 against a small tracer built over the actors' triangles at ``t`` (a few thousand triangles),
-limited to the static hit distance so only actors in front of the scene count.  When all rays
-share one origin (a lidar sweep) only those whose direction falls in an angular bin touched by
-the bounding sphere of some actor not hidden behind the ray's static hit take the second cast
-(:func:`cone_candidates`, one compiled pass over the rays): most rays see no actor.  The actors'
-tracer is built once per ``t``, and only when some ray needs it.
+limited to the static hit distance so only actors in front of the scene count.  Of rays that
+share one origin (a lidar sweep; each camera of a rig) only those whose direction falls in an
+angular bin touched by the bounding sphere of some actor not hidden behind the ray's static hit
+take the second cast (:func:`cone_candidates`, one compiled pass over the rays): most rays see no
+actor.  The actors' tracer is built once per ``t``, and only when some ray needs it.
 
 The second cast uses the same Embree scene (every actor's triangles, in the same order) whatever
 the cull keeps, so a ray's hit does not depend on which other rays were cast with it: the cull
@@ -42,6 +42,7 @@ ELEVATION_BINS, AZIMUTH_BINS = 180, 720
 #: (metres, fraction) taken off a sphere's entry distance before it is compared with a ray's reach:
 #: far more than the float32 rounding of Embree's distances (~1e-7 relative).
 ENTRY_MARGIN = (1e-3, 1e-5)
+MAX_ORIGIN_RUNS = 64  #: at most this many runs of rays sharing an origin are culled one by one; more cast all
 
 
 class _ActorMesh(NamedTuple):
@@ -140,6 +141,21 @@ class DynamicWorld:
             self._layer = _ActorLayer(self.traffic, t, backend)
         return self._layer
 
+    @staticmethod
+    def _actor_candidates(o: np.ndarray, d: np.ndarray, reach: np.ndarray, layer: _ActorLayer) -> np.ndarray:
+        """(k,) int64 ascending indices of the rays that may meet an actor: :func:`cone_candidates`
+        over each run of rays with one origin (a lidar sweep: one run; a camera rig: one per
+        camera); every ray when there are more than ``MAX_ORIGIN_RUNS`` runs."""
+        n = len(o)
+        starts = np.array([0, n]) if n == 0 or o.strides[0] == 0 else _origin_runs(o, MAX_ORIGIN_RUNS)
+        if not len(starts):
+            return np.arange(n)
+        parts = []
+        for a, b in zip(starts[:-1], starts[1:]):
+            rays = cone_candidates(o[a], d[a:b], layer.centres, layer.radii, reach=reach[a:b])
+            parts.append(np.arange(a, b) if rays is None else rays + a)
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
     def _cast(self, origins, directions, max_range, backend: str, layer: _ActorLayer | None) -> RayHits:
         scene = self.scene
         o = np.asarray(origins, dtype=np.float32).reshape(-1, 3)  # a broadcast view stays a view (no copy)
@@ -150,11 +166,7 @@ class DynamicWorld:
         hits = scene.describe_hits(distance, triangle, d)
         if layer is None:
             return hits
-        rays = None
-        if backend != "numpy" and len(o) and (o.strides[0] == 0 or _all_rows_equal(o)):
-            rays = cone_candidates(o[0], d, layer.centres, layer.radii, reach=distance)
-        if rays is None:
-            rays = np.arange(len(o))
+        rays = self._actor_candidates(o, d, distance, layer) if backend != "numpy" else np.arange(len(o))
         if not len(rays):
             return hits
         # Only actors in front of the scene count: limit the second cast to the static distance.
@@ -304,9 +316,18 @@ def _bin_block(x, y, z, cell, m):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _all_rows_equal(o):  # pragma: no cover - compiled
-    """True if every row of the (n, 3) float32 origins equals the first (stops at the first that differs)."""
-    for i in range(1, o.shape[0]):
-        if o[i, 0] != o[0, 0] or o[i, 1] != o[0, 1] or o[i, 2] != o[0, 2]:
-            return False
-    return True
+def _origin_runs(o, max_runs):  # pragma: no cover - compiled
+    """Boundaries ``[0, s1, ..., n]`` (int64) of the runs of equal rows of the (n, 3) float32
+    origins, or an empty array as soon as there are more than ``max_runs`` runs."""
+    n = o.shape[0]
+    starts = np.empty(max_runs + 1, np.int64)
+    starts[0] = 0
+    runs = 1
+    for i in range(1, n):
+        if o[i, 0] != o[i - 1, 0] or o[i, 1] != o[i - 1, 1] or o[i, 2] != o[i - 1, 2]:
+            if runs == max_runs:
+                return starts[:0]
+            starts[runs] = i
+            runs += 1
+    starts[runs] = n
+    return starts[:runs + 1]
