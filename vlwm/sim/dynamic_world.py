@@ -36,8 +36,8 @@ from vlwm.world.scene import Caster, RayHits, Scene
 
 
 #: Grid of the shared-origin ray cull: bins of sin(elevation) x bins of pseudo-azimuth.  A
-#: pseudo-azimuth bin spans 0.32 to 0.64 degrees of azimuth, less than the uniform 1 degree bins of
-#: an arctangent grid, which costs about as much per ray as the whole cull.
+#: pseudo-azimuth bin spans 0.32 to 0.64 degrees of azimuth (an arctangent per ray would give
+#: uniform bins but cost as much as the whole cull).
 ELEVATION_BINS, AZIMUTH_BINS = 180, 720
 #: (metres, fraction) taken off a sphere's entry distance before it is compared with a ray's reach:
 #: far more than the float32 rounding of Embree's distances (~1e-7 relative).
@@ -147,8 +147,8 @@ class DynamicWorld:
         over each run of rays with one origin (a lidar sweep: one run; a camera rig: one per
         camera); every ray when there are more than ``MAX_ORIGIN_RUNS`` runs."""
         n = len(o)
-        starts = np.array([0, n]) if n == 0 or o.strides[0] == 0 else _origin_runs(o, MAX_ORIGIN_RUNS)
-        if not len(starts):
+        starts = np.array([0, n]) if o.strides[0] == 0 else _origin_runs(o, MAX_ORIGIN_RUNS)
+        if n == 0 or not len(starts):
             return np.arange(n)
         parts = []
         for a, b in zip(starts[:-1], starts[1:]):

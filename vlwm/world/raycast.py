@@ -16,7 +16,8 @@ import numba
 import numpy as np
 
 RAY_BACKENDS = ("embree", "numpy")
-UNIT_TOLERANCE = 1e-6  #: |squared length - 1| (float32) below which :func:`normalize_directions` keeps a direction as is
+#: |squared length - 1| (float32) below which :func:`normalize_directions` keeps the directions as they are
+UNIT_TOLERANCE = 1e-6
 
 
 class Tracer(Protocol):
