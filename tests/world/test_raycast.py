@@ -6,7 +6,7 @@ import pytest
 from vlwm.labels import FREE, OCC3D_ID, CityClass
 from vlwm.world.builder import SceneBuilder, box_mesh, ellipsoid_mesh
 from vlwm.world.geo import GeoOrigin
-from vlwm.world.raycast import EmbreeTracer, NumpyTracer, normalize_directions
+from vlwm.world.raycast import UNIT_TOLERANCE, EmbreeTracer, NumpyTracer, normalize_directions
 from vlwm.world.terrain import Terrain
 
 
@@ -105,3 +105,48 @@ def test_zero_direction_is_an_error():
 def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown ray backend"):
         tiny_scene().cast([[0, 0, 1.0]], [[0, 0, 1.0]], backend="optix")
+
+
+def normalize_reference(d):
+    """The whole-array numpy formulation of :func:`normalize_directions` (float32 throughout)."""
+    d = np.ascontiguousarray(d, dtype=np.float32)
+    sq = np.einsum("ij,ij->i", d, d)
+    return d if np.abs(sq - 1).max(initial=0.0) < UNIT_TOLERANCE else d / np.sqrt(sq)[:, None]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_normalize_directions_matches_the_numpy_formulation(seed):
+    """Unit rows come back untouched; one row off unit length by more than the tolerance (in
+    float32 squared length) normalises the whole array, bit for bit as numpy does."""
+    rng = np.random.default_rng(seed)
+    d = rng.normal(size=(5000, 3)).astype(np.float32)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    got = normalize_directions(d)
+    assert got.tobytes() == normalize_reference(d).tobytes()
+    np.testing.assert_array_equal(got, d)
+    # Straddle the tolerance: scale one row so its squared length is 1 +- a few ulps around it.
+    for scale in np.sqrt(1 + UNIT_TOLERANCE * np.array([0.5, 0.99, 1.01, 2.0, -0.99, -1.01, -2.0])):
+        e = d.copy()
+        e[rng.integers(len(e))] *= np.float32(scale)
+        assert normalize_directions(e).tobytes() == normalize_reference(e).tobytes()
+    wild = rng.normal(size=(100, 3)) * rng.uniform(1e-3, 1e3, (100, 1))
+    assert normalize_directions(wild).tobytes() == normalize_reference(wild).tobytes()
+    for bad in (np.nan, np.inf):
+        e = d.copy()
+        e[7, 1] = bad
+        with pytest.raises(ValueError, match="ray direction 7 is zero or not finite"):
+            normalize_directions(e)
+
+
+def test_embree_reads_a_broadcast_origin_in_place():
+    """A single origin broadcast to every ray (stride 0, no copy) gives the hits of a full copy."""
+    scene = tiny_scene(4)
+    rng = np.random.default_rng(9)
+    _, d = random_rays(rng, 3000)
+    origin = np.array([3.0, -2.0, 20.0], np.float32)
+    tracer = EmbreeTracer(scene.vertices, scene.faces)
+    view = tracer.intersect(np.broadcast_to(origin, d.shape), d, 60.0)
+    copy = tracer.intersect(np.tile(origin, (len(d), 1)), d, 60.0)
+    for got, want in zip(view, copy):
+        assert got.tobytes() == want.tobytes()
+    assert (view[1] >= 0).sum() > 1000

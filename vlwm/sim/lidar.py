@@ -35,13 +35,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from vlwm.io.frames import Pose, make_transform, quat_from_euler, quat_to_matrix, rotate_vectors
+from vlwm.io.frames import Pose, make_transform, quat_from_euler, quat_to_matrix
 from vlwm.io.recording import LIDAR_COLUMNS
 from vlwm.labels import NUM_CITY_CLASSES, CityClass
 from vlwm.world.scene import Caster
 
+_NUM_LIDAR_COLUMNS = len(LIDAR_COLUMNS)
 
 
 
@@ -185,7 +187,6 @@ def _sweep_pattern(beams: int, columns: int, fov_up_deg: float, fov_down_deg: fl
     directions : (columns * beams, 3) float32, unit vectors in the lidar frame.
     ring : (columns * beams,) float32 ring index (0 = lowest beam).
     t : (columns * beams,) float32 seconds after the frame time.
-    directions_xyz : (3, columns * beams) float32, ``directions`` transposed (contiguous columns).
     """
     cfg = LidarConfig(beams=beams, columns=columns, fov_up_deg=fov_up_deg, fov_down_deg=fov_down_deg,
                       rate_hz=rate_hz)
@@ -195,7 +196,7 @@ def _sweep_pattern(beams: int, columns: int, fov_up_deg: float, fov_down_deg: fl
     directions = d.reshape(-1, 3).astype(np.float32)   # (columns * beams, 3), ray k*beams + ring
     ring = np.tile(np.arange(beams, dtype=np.float32), columns)
     t = np.repeat((np.arange(columns) / (columns * rate_hz)).astype(np.float32), beams)
-    out = directions, ring, t, np.ascontiguousarray(directions.T)
+    out = directions, ring, t
     for a in out:
         a.setflags(write=False)
     return out
@@ -206,7 +207,7 @@ def sweep_pattern(config: LidarConfig) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
     Ray ``k * beams + r`` is column ``k``, ring ``r``; the arrays are read-only.
     """
-    return _sweep_pattern(config.beams, config.columns, config.fov_up_deg, config.fov_down_deg, config.rate_hz)[:3]
+    return _sweep_pattern(config.beams, config.columns, config.fov_up_deg, config.fov_down_deg, config.rate_hz)
 
 
 def scan(caster: Caster, pose: Pose, config: LidarConfig, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -233,35 +234,81 @@ def scan(caster: Caster, pose: Pose, config: LidarConfig, rng: np.random.Generat
     noisy = config.range_noise_std > 0 or config.dropout > 0
     if noisy and rng is None:
         raise ValueError("scan: the config enables range noise or dropout; pass rng=np.random.default_rng(seed)")
-    d_sensor, ring, t, d_xyz = _sweep_pattern(config.beams, config.columns, config.fov_up_deg,
-                                              config.fov_down_deg, config.rate_hz)
+    d_sensor, ring, t = _sweep_pattern(config.beams, config.columns, config.fov_up_deg, config.fov_down_deg,
+                                       config.rate_hz)
     T_world_sensor = pose.matrix() @ config.T_body_sensor()
-    rot = T_world_sensor[:3, :3].astype(np.float32)
-    d_world = rotate_vectors(rot, d_sensor)                                     # (n, 3) float32
+    rot = np.ascontiguousarray(T_world_sensor[:3, :3], dtype=np.float32)
+    d_world = _rotate(rot, d_sensor)                                            # (n, 3) float32
     origins = np.broadcast_to(T_world_sensor[:3, 3].astype(np.float32), d_world.shape)
     hits = caster(origins, d_world, config.max_range)
 
-    # Work on whole (n,) columns and gather 1-D: row gathers of (n, 3) arrays cost several times more.
-    r = hits.distance
-    keep = np.flatnonzero((hits.triangle >= 0) & (r >= config.min_range) & (r <= config.max_range))
-    r = r[keep]
-    cos_inc = np.abs(np.einsum("ij,ij->i", hits.normal, d_world))[keep]
-    intensity = np.minimum(REFLECTIVITY[hits.semantic[keep]] * cos_inc, np.float32(1.0))
+    keep = _returning(hits.distance, hits.triangle, np.float32(config.min_range), np.float32(config.max_range))
+    ranges = hits.distance
     if noisy:
+        r = ranges[keep]
         if config.dropout > 0:
             alive = rng.random(len(keep)) >= config.dropout
-            keep, r, intensity = keep[alive], r[alive], intensity[alive]
+            keep, r = keep[alive], r[alive]
         if config.range_noise_std > 0:
             r = r + rng.normal(0.0, config.range_noise_std, len(r)).astype(np.float32)
             ok = (r >= config.min_range) & (r <= config.max_range)
-            keep, r, intensity = keep[ok], r[ok], intensity[ok]
+            keep, r = keep[ok], r[ok]
+        ranges = ranges.copy()
+        ranges[keep] = r
+    return _points(keep, ranges, hits.normal, hits.semantic, d_world, REFLECTIVITY, d_sensor, hits.cls,
+                   hits.instance, ring, t)
 
-    out = np.empty((len(keep), len(LIDAR_COLUMNS)), dtype=np.float32)
-    for c in range(3):
-        out[:, c] = d_xyz[c][keep] * r
-    out[:, 3] = intensity
-    out[:, 4] = hits.cls[keep]
-    out[:, 5] = hits.instance[keep]
-    out[:, 6] = ring[keep]
-    out[:, 7] = t[keep]
+
+# The kernels below repeat numpy's float32 arithmetic operation for operation (products summed
+# x, y, z in order, no fused multiply-add), so a scan is bit-identical to the vectorised numpy
+# formulation it replaced (``tests/sim/test_lidar.py`` checks this against numpy).
+
+@numba.njit(cache=True, nogil=True)
+def _rotate(rot, v):  # pragma: no cover - compiled
+    """(n, 3) float32 ``v`` rotated by the (3, 3) float32 ``rot``: ``np.einsum("ij,nj->ni", rot, v)``."""
+    out = np.empty((v.shape[0], 3), np.float32)
+    for n in range(v.shape[0]):
+        x, y, z = v[n, 0], v[n, 1], v[n, 2]
+        for i in range(3):
+            out[n, i] = rot[i, 0] * x + rot[i, 1] * y + rot[i, 2] * z
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _returning(distance, triangle, min_range, max_range):  # pragma: no cover - compiled
+    """(k,) int64 ascending indices of the rays that hit with ``min_range <= distance <= max_range``
+    (float32 distances and bounds)."""
+    n = distance.shape[0]
+    keep = np.empty(n + 1, np.int64)
+    k = 0
+    for i in range(n):                          # branch-free append: write, then advance if kept
+        keep[k] = i
+        k += (triangle[i] >= 0) & (distance[i] >= min_range) & (distance[i] <= max_range)
+    return keep[:k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _points(keep, ranges, normal, semantic, directions, reflectivity, d_sensor, cls, instance, ring,
+            t):  # pragma: no cover - compiled
+    """(k, len(LIDAR_COLUMNS)) float32 rows of :data:`LIDAR_COLUMNS` for the returning rays ``keep``
+    (k,): the point ``d_sensor * ranges`` in the lidar frame, the intensity
+    ``min(reflectivity[semantic] * |normal . direction|, 1)``, label, instance, ring, firing time.
+    Every other argument has one entry per ray of the sweep."""
+    k = keep.shape[0]
+    out = np.empty((k, _NUM_LIDAR_COLUMNS), np.float32)
+    one = np.float32(1.0)
+    for j in range(k):
+        i = keep[j]
+        r = ranges[i]
+        cos_inc = abs(normal[i, 0] * directions[i, 0] + normal[i, 1] * directions[i, 1]
+                      + normal[i, 2] * directions[i, 2])
+        value = reflectivity[semantic[i]] * cos_inc
+        out[j, 0] = d_sensor[i, 0] * r
+        out[j, 1] = d_sensor[i, 1] * r
+        out[j, 2] = d_sensor[i, 2] * r
+        out[j, 3] = one if value > one else value   # np.minimum(value, 1), NaN kept
+        out[j, 4] = cls[i]
+        out[j, 5] = instance[i]
+        out[j, 6] = ring[i]
+        out[j, 7] = t[i]
     return out

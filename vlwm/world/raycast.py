@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numba
 import numpy as np
 
 RAY_BACKENDS = ("embree", "numpy")
+#: |squared length - 1| (float32) below which :func:`normalize_directions` keeps the directions as they are
+UNIT_TOLERANCE = 1e-6
 
 
 class Tracer(Protocol):
@@ -64,7 +67,9 @@ class EmbreeTracer:
         n = len(origins)
         if n == 0 or self._num_faces == 0:
             return np.full(n, np.inf, dtype=np.float32), np.full(n, -1, dtype=np.int64)
-        o = np.ascontiguousarray(origins, dtype=np.float32)
+        o = np.asarray(origins, dtype=np.float32)
+        if not (o.ndim == 2 and o.strides[0] == 0):  # one origin broadcast to every ray: embreex reads it in place
+            o = np.ascontiguousarray(o)
         d = np.ascontiguousarray(directions, dtype=np.float32)
         if np.ndim(max_range) == 0:
             tfar = np.full(n, min(float(max_range), 1e37), dtype=np.float32)
@@ -73,9 +78,20 @@ class EmbreeTracer:
             if tfar.shape != (n,):
                 raise ValueError(f"max_range has shape {tfar.shape}, expected ({n},)")
         out = self._scene.run(o, d, dists=tfar, output=1)
-        prim = out["primID"]  # -1 where nothing was hit
-        distance = np.where(prim >= 0, out["tfar"], np.float32(np.inf))
-        return distance, prim.astype(np.int64)
+        return _embree_hits(out["primID"], out["tfar"])
+
+
+@numba.njit(cache=True, nogil=True)
+def _embree_hits(prim, tfar):  # pragma: no cover - compiled
+    """Embree's (n,) int32 ``primID`` (-1 where nothing was hit) and (n,) float32 ``tfar`` ->
+    ``(distance (n,) float32, inf where nothing was hit; triangle (n,) int64, -1 likewise)``."""
+    n = prim.shape[0]
+    distance = np.empty(n, np.float32)
+    triangle = np.empty(n, np.int64)
+    for i in range(n):
+        triangle[i] = prim[i]
+        distance[i] = tfar[i] if prim[i] >= 0 else np.inf
+    return distance, triangle
 
 
 class NumpyTracer:
@@ -140,11 +156,27 @@ def normalize_directions(directions: np.ndarray) -> np.ndarray:
     if d.ndim != 2 or d.shape[1] != 3:
         raise ValueError(f"directions must have shape (n, 3), got {d.shape}")
     d = np.ascontiguousarray(d, dtype=np.float32)
-    sq = np.einsum("ij,ij->i", d, d)
-    ok = (sq > 0) & np.isfinite(sq)
-    if not ok.all():
-        bad = int(np.flatnonzero(~ok)[0])
+    bad, worst = _unit_length_check(d)
+    if bad >= 0:
         raise ValueError(f"ray direction {bad} is zero or not finite: {d[bad].tolist()}")
-    if np.abs(sq - 1).max(initial=0.0) < 1e-6:
+    if worst < np.float32(UNIT_TOLERANCE):
         return d  # already unit length (the common case: sensors precompute directions)
+    sq = np.einsum("ij,ij->i", d, d)
     return d / np.sqrt(sq)[:, None]
+
+
+@numba.njit(cache=True, nogil=True)
+def _unit_length_check(d):  # pragma: no cover - compiled
+    """One pass over (n, 3) float32 directions: ``(first index whose squared length is zero or not
+    finite, or -1; largest |squared length - 1|)``, all in float32, summed x, y, z in order (the
+    arithmetic of ``np.einsum("ij,ij->i", d, d)``)."""
+    worst = np.float32(0.0)
+    one = np.float32(1.0)
+    for i in range(d.shape[0]):
+        sq = d[i, 0] * d[i, 0] + d[i, 1] * d[i, 1] + d[i, 2] * d[i, 2]
+        if not (sq > 0 and np.isfinite(sq)):
+            return i, worst
+        e = abs(sq - one)
+        if e > worst:
+            worst = e
+    return -1, worst
