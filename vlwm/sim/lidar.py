@@ -46,7 +46,6 @@ from vlwm.world.scene import Caster
 _NUM_LIDAR_COLUMNS = len(LIDAR_COLUMNS)
 
 
-
 def _reflectivity_table() -> np.ndarray:
     """(NUM_CITY_CLASSES,) float32 diffuse reflectivity at ~900 nm, per :class:`CityClass`.
 
