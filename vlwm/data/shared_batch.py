@@ -64,7 +64,7 @@ class Slot:
 class SlotPool:
     """The slots of one process (a DataLoader worker), reused across batches."""
 
-    def __init__(self, max_slots: int = SLOTS_PER_WORKER):
+    def __init__(self, max_slots: int):
         self.max_slots, self.slots = max_slots, []
 
     def acquire(self, nbytes: int) -> Slot:
@@ -94,7 +94,7 @@ class BatchArrays:
         self.layout = {k: (offsets[k], np.dtype(dtype).str, tuple(shape)) for k, (shape, dtype) in spec.items()}
         if shared:
             if _POOL is None:
-                _POOL = SlotPool()
+                _POOL = SlotPool(SLOTS_PER_WORKER)
             self.slot = _POOL.acquire(total)
             payload = self.slot.bytes[_HEADER:_HEADER + total]
             self.arrays = {k: _view(payload, *self.layout[k]) for k in spec}
