@@ -36,8 +36,12 @@ padded), ``lidar_num_points`` (T,) int64, ``T_body_lidar`` (4, 4) float32.
 
 Grids are never float: a 10-frame ``aerial`` sample is 48 MB of uint8 (the float32 grids of the
 tool this replaces: 194 MB); cast to int64 on the device (``occ.long()``).  Nothing but per-frame
-poses, timestamps and flags stays in memory: each item reads its frames' files (``np.load`` per
-file), through a small per-process cache of decoded frames (``DatasetConfig.frame_cache``).
+poses, timestamps and flags stays in memory: each item reads its frames' files
+(:mod:`vlwm.io.occupancy_file`), decoding each frame straight into the sample's arrays; older
+``.npz`` frame files go through a small per-process cache of decoded frames
+(``DatasetConfig.frame_cache``).  A DataLoader asks for whole batches (:meth:`__getitems__`): in a
+worker they are decoded into shared memory the worker reuses, and :func:`collate_fn` stacks no
+grid (:mod:`vlwm.data.shared_batch`).
 
 Construction validates the selected sequences (:mod:`vlwm.data.validation`), reports problems once
 per sequence (logger ``vlwm.data``) and counts the windows they cost; ``__getitem__`` never ends an
