@@ -300,7 +300,7 @@ class GazeboOccWorldDataset(WindowDataset):
                 if sample[k] is not row:                # an augmentation made new arrays
                     np.copyto(row, sample[k])
                     sample[k] = row
-            samples.append(_BatchSample(sample, batch, b))
+            samples.append(_BatchSample(sample, batch, b, rows))
         return samples
 
     def _positions(self, r: int, start: int) -> np.ndarray:
@@ -461,9 +461,9 @@ def _copy_frame(src: layout.FrameArrays, out: layout.FrameArrays) -> layout.Fram
 class _BatchSample(dict):
     """A sample made by ``__getitems__``: its grids are row ``row`` of ``batch``'s arrays."""
 
-    def __init__(self, sample: dict, batch: shared_batch.BatchArrays, row: int):
+    def __init__(self, sample: dict, batch: shared_batch.BatchArrays, row: int, rows: dict[str, np.ndarray]):
         super().__init__(sample)
-        self.batch, self.row = batch, row
+        self.batch, self.row, self.rows = batch, row, rows
 
 
 def _one_batch(samples: list[dict[str, Any]]) -> shared_batch.BatchArrays | None:
@@ -476,8 +476,7 @@ def _one_batch(samples: list[dict[str, Any]]) -> shared_batch.BatchArrays | None
         return None
     if any(len(a) != len(samples) for a in batch.arrays.values()):
         return None
-    if any(s[k] is not batch.arrays[k][b] and not np.shares_memory(s[k], batch.arrays[k][b])
-           for b, s in enumerate(samples) for k in batch.arrays):
+    if any(s[k] is not s.rows[k] for s in samples for k in batch.arrays):     # replaced after __getitems__
         return None
     return batch
 
