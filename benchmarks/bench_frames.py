@@ -37,11 +37,11 @@ from vlwm.gt.lidar_source import LidarSweep  # noqa: E402
 from vlwm.gt.scene_source import ActorBoxes, SceneVoxelizer  # noqa: E402
 from vlwm.gt.visibility import PinholeCamera, camera_rays  # noqa: E402
 from vlwm.io import occupancy_file  # noqa: E402
+from vlwm.io.atomic import atomic_write  # noqa: E402
+from vlwm.io.frames import Pose  # noqa: E402
 from vlwm.sim.camera import camera_rig  # noqa: E402
 from vlwm.sim.dynamic_world import DynamicWorld  # noqa: E402
-from vlwm.sim.frames import Pose  # noqa: E402
 from vlwm.sim.lidar import drone_lidar, scan  # noqa: E402
-from vlwm.sim.recorder import atomic_write  # noqa: E402
 from vlwm.sim.traffic import Traffic, TrafficConfig  # noqa: E402
 from vlwm.world.procedural import CityConfig, generate_city  # noqa: E402
 

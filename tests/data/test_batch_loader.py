@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, default_collate
 
+from tests.helpers.recordings import TINY, write_sequence
 from vlwm.data import shared_batch
 from vlwm.data.config import DatasetConfig
 from vlwm.data.dataset import GazeboOccWorldDataset, collate_fn
 from vlwm.io import occupancy_file as of
 
-_spec = importlib.util.spec_from_file_location("_vlwm_data_conftest_loader", Path(__file__).with_name("conftest.py"))
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
-TINY = helpers.TINY
 BASE = dict(history_frames=2, future_frames=3, point_cloud_range=TINY.point_cloud_range, voxel_size=TINY.voxel_size,
             train_ratio=1.0, val_ratio=0.0, test_ratio=0.0)
 
@@ -29,7 +23,7 @@ def roots(tmp_path_factory):
     old, new = tmp_path_factory.mktemp("old"), tmp_path_factory.mktemp("new")
     for root in (old, new):
         for name, agent in (("drone_a", "drone"), ("rover_b", "rover")):
-            helpers.write_sequence(root, name, n=12, agent=agent, car=True, instances=True)
+            write_sequence(root, name, n=12, agent=agent, car=True, instances=True)
     for npz in sorted(new.rglob("*_occupancy.npz")):
         with np.load(npz) as z:
             a = dict(z)

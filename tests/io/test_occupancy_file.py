@@ -110,7 +110,7 @@ def test_write_is_atomic(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        of._atomic_write_bytes(path, parts())
+        of._write_parts(path, parts())
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["f.vlo"]
 
 

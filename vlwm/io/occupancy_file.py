@@ -41,7 +41,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -49,6 +48,8 @@ from typing import Iterable, Mapping, NamedTuple
 
 import numpy as np
 import zstandard
+
+from vlwm.io.atomic import atomic_write
 
 FORMAT, VERSION = "vlwm-occupancy-frame", 1
 MAGIC = b"\x89VLWMOC\n"                 #: first 8 bytes (a high byte and a newline catch text-mode mangling)
@@ -121,25 +122,9 @@ def is_legacy(path: str | os.PathLike) -> bool:
 # ------------------------------------------------------------------------------ writing
 
 
-def _atomic_write_bytes(path: Path, parts: Iterable[bytes]) -> Path:
-    """Write ``parts`` to a temporary file beside ``path``, then rename it into place.
-
-    Kept inside this module for now: ``vlwm.io.atomic`` (being written beside this change) becomes
-    the one atomic writer at merge.  No fsync, as the recorder's writer: a killed process leaves the
-    old file or the new one, never a mix (power loss is not covered).
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for part in parts:
-                fh.write(part)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+def _write_parts(path: Path, parts: Iterable[bytes]) -> Path:
+    """Write ``parts`` to ``path`` through the package's one atomic writer (:mod:`vlwm.io.atomic`)."""
+    return atomic_write(path, lambda fh: [fh.write(part) for part in parts])
 
 
 def _grid(name: str, arr, shape: tuple[int, ...] | None) -> np.ndarray:
@@ -217,7 +202,7 @@ def write_frame(path: str | os.PathLike, semantics: np.ndarray, *, free: int, T_
     """Write one frame file atomically (temporary file, then rename); arguments as :func:`encode_frame`."""
     parts = encode_frame(semantics, free=free, T_world_grid=T_world_grid, mask_lidar=mask_lidar,
                          mask_camera=mask_camera, instances=instances)
-    return _atomic_write_bytes(Path(path), parts)
+    return _write_parts(Path(path), parts)
 
 
 # ------------------------------------------------------------------------------ reading

@@ -92,11 +92,13 @@ def image_path(seq: Path, frame: int, camera: str) -> Path:
 
 def occupancy_file_name(frame: int) -> str:
     """``NNNNNN_occupancy.vlo``: a ground-truth frame file's name (:mod:`vlwm.io.occupancy_file`)."""
+    frame_stem(frame)                                    # the frame number rule (a ValueError outside it)
     return occupancy_file.frame_name(frame)
 
 
 def occupancy_path(seq: Path, frame: int) -> Path:
     """``<seq>/occupancy/NNNNNN_occupancy.vlo``, or the older ``.npz`` file of the frame when only that exists."""
+    frame_stem(frame)                                    # the frame number rule (a ValueError outside it)
     folder = Path(seq) / OCC_DIR
     return occupancy_file.find_frame(folder, frame) or occupancy_file.frame_path(folder, frame)
 
