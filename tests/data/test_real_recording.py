@@ -11,6 +11,7 @@ from vlwm.data.dataset import GazeboOccWorldDataset
 from vlwm.gt.frame_gt import GTConfig
 from vlwm.gt.grid import GridSpec
 from vlwm.gt.recording import generate as generate_gt
+from vlwm.io.occupancy_file import read_frame
 from vlwm.sim.missions import survey_mission
 from vlwm.sim.simulator import SimConfig, record_mission
 from vlwm.world.procedural import CityConfig, generate_city
@@ -37,9 +38,9 @@ def test_reads_the_ground_truth_stage_output(recording):
     ds = GazeboOccWorldDataset(root, cfg)
     assert ds.records[0].issues == [] and len(ds) == 25 - 5 + 1
     s = ds[3]
-    with np.load(seq / "occupancy" / f"{s['frames'][0]:06d}_occupancy.npz") as z:
-        np.testing.assert_array_equal(s["history_occupancy"][0], z["semantics"])
-        np.testing.assert_array_equal(s["history_mask_lidar"][0], z["mask_lidar"].astype(bool))
+    z = read_frame(seq / "occupancy" / f"{s['frames'][0]:06d}_occupancy.vlo")
+    np.testing.assert_array_equal(s["history_occupancy"][0], z["semantics"])
+    np.testing.assert_array_equal(s["history_mask_lidar"][0], z["mask_lidar"].astype(bool))
     pose = json.loads((seq / "poses" / f"{s['frames'][0]:06d}.json").read_text())
     np.testing.assert_allclose(s["history_poses"][0], pose["pose_13d"], rtol=1e-6, atol=1e-6)
     assert s["agent_type"] == "drone" and s["frame_rate_hz"] == 2.0
@@ -57,8 +58,7 @@ def test_ego_motion_matches_the_grid_frames(recording):
         poses = np.concatenate([s["history_poses"], s["future_poses"]])
         grids = []
         for f in s["frames"]:
-            with np.load(seq / "occupancy" / f"{f:06d}_occupancy.npz") as z:
-                grids.append(z["T_world_grid"])
+            grids.append(read_frame(seq / "occupancy" / f"{f:06d}_occupancy.vlo", ["T_world_grid"])["T_world_grid"])
         for i in range(9):
             a, b = grids[i], grids[i + 1]
             d = np.linalg.inv(a) @ b[:, 3]                   # next origin in this grid frame (x fwd, y left, z up)

@@ -82,7 +82,7 @@ def test_files_hold_the_arrays_and_grid_json_places_them(tmp_path, tiny):
     config = GTConfig(grid=tiny.spec)
     occ = occupancy_for_frame(frame, config, scene=vox, actors=ACTORS)
     path = write_occupancy(occupancy_path(tmp_path, 7), occ)
-    assert path.name == "000007_occupancy.npz" and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    assert path.name == "000007_occupancy.vlo" and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     arrays = load_occupancy(path)
     assert set(arrays) == set(OCCUPANCY_KEYS) | {"instances"}
     for key in ("semantics", "mask_lidar", "mask_camera", "occupancy"):

@@ -10,6 +10,7 @@ import pytest
 
 from vlwm.gt.ego_frame import GridFrame
 from vlwm.gt.grid import GridSpec
+from vlwm.io.occupancy_file import read_frame
 from vlwm.labels import FREE
 from vlwm.io.frames import Pose, transform_points
 from vlwm.sim.jobs import MissionSpec, run_jobs
@@ -52,7 +53,7 @@ def test_every_lidar_hit_is_in_an_occupied_voxel(recordings, tmp_path):
         t_bl = np.array(manifest["sensors"]["LIDAR"]["T_body_sensor"])
         assert (tmp_path / "processed" / seq.name / "sequence.json").is_file()  # a dataset root by itself
         for i in range(1, 5):
-            z = np.load(occ_dir / f"{i:06d}_occupancy.npz")
+            z = read_frame(occ_dir / f"{i:06d}_occupancy.vlo")
             sem = z["semantics"]
             assert sem.shape == expected and sem.dtype == np.uint8
             np.testing.assert_array_equal(z["occupancy"], (sem != FREE).astype(np.uint8))
@@ -90,8 +91,8 @@ def test_reruns_skip_finished_frames_and_bad_files_are_reported(recordings, tmp_
     assert "2 frames written" in out and "2 failed" in out
     assert "000002_LIDAR.npy" in out and "frame 2" in out
     assert "000003.json" in out and "frame 3" in out
-    written = sorted(p.name for p in (broken / "occupancy").glob("*_occupancy.npz"))
-    assert written == ["000001_occupancy.npz", "000004_occupancy.npz"]
+    written = sorted(p.name for p in (broken / "occupancy").glob("*_occupancy.*"))
+    assert written == ["000001_occupancy.vlo", "000004_occupancy.vlo"]
 
 
 def test_invalid_custom_grid_suggests_ranges(recordings):

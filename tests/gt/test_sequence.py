@@ -52,7 +52,7 @@ def test_broken_frames_are_reported_and_the_rest_completes(recording, tiny):
     assert failed[3].file.endswith("poses/000003.json") and failed[3].reason == "missing pose file"
     assert failed[5].file.endswith("lidar/000005_LIDAR.npy") and "expected a float array [N, 8]" in failed[5].reason
     assert "frame 2: " in report.summary() and "2 frames written" in report.summary()
-    assert sorted(p.name for p in out.iterdir()) == ["000001_occupancy.npz", "000004_occupancy.npz", GRID_FILE]
+    assert sorted(p.name for p in out.iterdir()) == ["000001_occupancy.vlo", "000004_occupancy.vlo", GRID_FILE]
     first = load_occupancy(occupancy_path(out, 1))
     assert first["mask_lidar"].sum() > 1000 and first["mask_camera"].sum() > 0
     assert load_occupancy(occupancy_path(out, 4))["T_world_grid"][2, 3] == 0.0   # ground_z from the scene

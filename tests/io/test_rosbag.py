@@ -21,6 +21,7 @@ from vlwm.gt.frame_gt import GTConfig
 from vlwm.gt.grid import GridSpec
 from vlwm.gt.recording import generate
 from vlwm.io import rosbag_messages as rm
+from vlwm.io.occupancy_file import read_frame
 from vlwm.io.rosbag_export import export_bag
 from vlwm.io.rosbag_import import BagImportError, ImportOptions, camera_for_topic, import_bag
 from vlwm.io.rosbag_poses import TransformTrack, slerp
@@ -369,7 +370,7 @@ def test_export_import_round_trip_and_gt_reads_it(recording, tmp_path, storage, 
     spec = GridSpec((-20.0, -20.0, -2.0, 20.0, 20.0, 38.0), (1.0, 1.0, 1.0))
     [gt] = generate([str(seq)], grid="config", config=GTConfig(grid=spec, source="lidar"))
     assert gt.error is None and not gt.failed and len(gt.written) == 3
-    occ = np.load(seq / "occupancy" / "000002_occupancy.npz")
+    occ = read_frame(seq / "occupancy" / "000002_occupancy.vlo")
     assert (occ["semantics"] != FREE).any() and occ["mask_lidar"].any() and occ["mask_camera"].any()
     # ... and so does the dataset: every frame usable, with lidar, six calibrated cameras and the lidar mount
     record = validate_sequence(seq, DatasetConfig(point_cloud_range=spec.point_cloud_range, voxel_size=spec.voxel_size,

@@ -1,8 +1,8 @@
-"""``vlwm data ...``: argument parsing for the dataset stage (``check``, ``export-occworld``).
+"""``vlwm data ...``: argument parsing for the dataset stage (``check``, ``export-occworld``, ``convert``).
 
 :func:`add_data_parser` registers the verb on ``vlwm``'s sub-parsers; each action calls the
 stage's public functions (:func:`vlwm.data.check.check_dataset`,
-:func:`vlwm.data.occworld_export.export_occworld`).
+:func:`vlwm.data.occworld_export.export_occworld`, :func:`vlwm.data.convert.convert_tree`).
 """
 
 from __future__ import annotations
@@ -99,13 +99,24 @@ def cmd_data_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    """Convert the tree; exit status 1 (naming the files) when any frame file was not converted."""
+    from vlwm.data.convert import convert_tree
+
+    report = convert_tree(args.dir, progress=not args.quiet)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
 def add_data_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``vlwm data check DIR`` and ``vlwm data export-occworld DIR --out OUT`` on ``vlwm``'s sub-parsers."""
+    """Register ``vlwm data check DIR``, ``vlwm data export-occworld DIR --out OUT`` and ``vlwm data convert ROOT``
+    on ``vlwm``'s sub-parsers."""
     from vlwm.data.occworld_export import OCCWORLD_TRAIN_FRAMES
 
     d = subparsers.add_parser("data", help="check recordings as a dataset; export to OccWorld's format",
                               description="vlwm data check DIR [--json]\n"
-                                          "vlwm data export-occworld DIR --out OUT",
+                                          "vlwm data export-occworld DIR --out OUT\n"
+                                          "vlwm data convert ROOT",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = d.add_subparsers(dest="data_action", metavar="ACTION")
 
@@ -131,4 +142,9 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"leave out runs of fewer keyframes (default {OCCWORLD_TRAIN_FRAMES}, OccWorld's window)")
     e.add_argument("--verbose", action="store_true", help="print every scene written")
     e.set_defaults(func=cmd_data_export)
+
+    v = actions.add_parser("convert", help="rewrite older *_occupancy.npz frame files as .vlo, in place (resumable)")
+    v.add_argument("dir", help="folder to convert (every *_occupancy.npz below it)")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(func=cmd_data_convert)
     return d

@@ -93,8 +93,9 @@ class DatasetConfig:
     max_gap_factor: float = MAX_GAP_FACTOR
     """A window step longer than this many nominal frame intervals is a gap: the window is skipped."""
     frame_cache: int | None = None
-    """Decoded frames kept per process (least recently used), so overlapping windows read each file
-    once when visited in order; None = one window's frames, 0 = off."""
+    """Decoded frames of older ``.npz`` frame files kept per process (least recently used), so
+    overlapping windows inflate each file once when visited in order; None = one window's frames,
+    0 = off.  ``.vlo`` frame files are not cached: they decode as fast as a cached frame is copied."""
     transform: Mapping[str, Mapping[str, Any]] | None = None
     """Augmentation, the guide's dict: ``{'RandomFlip': {'prob': 0.5}, 'RandomRotate': {'angle': [-5, 5]},
     'PointCloudNoise': {'std': 0.02}}`` (:mod:`vlwm.data.augment`); applied whenever given."""

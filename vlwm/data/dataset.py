@@ -36,8 +36,12 @@ padded), ``lidar_num_points`` (T,) int64, ``T_body_lidar`` (4, 4) float32.
 
 Grids are never float: a 10-frame ``aerial`` sample is 48 MB of uint8 (the float32 grids of the
 tool this replaces: 194 MB); cast to int64 on the device (``occ.long()``).  Nothing but per-frame
-poses, timestamps and flags stays in memory: each item reads its frames' files (``np.load`` per
-file), through a small per-process cache of decoded frames (``DatasetConfig.frame_cache``).
+poses, timestamps and flags stays in memory: each item reads its frames' files
+(:mod:`vlwm.io.occupancy_file`), decoding each frame straight into the sample's arrays; older
+``.npz`` frame files go through a small per-process cache of decoded frames
+(``DatasetConfig.frame_cache``).  A DataLoader asks for whole batches (:meth:`__getitems__`): in a
+worker they are decoded into shared memory the worker reuses, and :func:`collate_fn` stacks no
+grid (:mod:`vlwm.data.shared_batch`).
 
 Construction validates the selected sequences (:mod:`vlwm.data.validation`), reports problems once
 per sequence (logger ``vlwm.data``) and counts the windows they cost; ``__getitem__`` never ends an
@@ -59,18 +63,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from vlwm.data import layout
+from vlwm.data import layout, shared_batch
 from vlwm.data.augment import parse_transform
 from vlwm.data.config import DatasetConfig
 from vlwm.data.splits import TIME_SPLIT, assign_splits, time_block
 from vlwm.data.trajectory import command_from_offset, future_offsets, horizon_frames, rel_motion
 from vlwm.data.validation import SequenceRecord, read_agent_type, validate_sequence, window_starts
-from vlwm.io import recording
+from vlwm.io import occupancy_file, recording
 from vlwm.labels import OCC3D_CLASS_NAMES
 
 log = logging.getLogger("vlwm.data")
 #: Errors a damaged file can raise while it is read (zip, inflate, npy, JSON, image decoders).
-READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, *occupancy_file.READ_ERRORS)
 
 
 class FrameReadError(Exception):
@@ -129,6 +133,10 @@ class WindowDataset(Dataset, abc.ABC):
         """How a frame is named in warnings."""
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return self._get(index)
+
+    def _get(self, index: int, **load_kw) -> dict[str, Any]:
+        """Window ``index`` (or the next good one), ``self._load(r, positions, **load_kw)``."""
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"window {index} out of range: {type(self).__name__} has {n} windows")
@@ -139,7 +147,7 @@ class WindowDataset(Dataset, abc.ABC):
             if any((r, int(p)) in self._bad for p in positions):
                 continue
             try:
-                return self._load(r, positions)
+                return self._load(r, positions, **load_kw)
             except FrameReadError as exc:
                 self._bad[(r, exc.position)] = exc.reason
                 log.warning("%s unreadable (%s: %s); its windows are skipped", self._frame_name(r, exc.position),
@@ -276,6 +284,25 @@ class GazeboOccWorldDataset(WindowDataset):
                              f"`vlwm data check {self.data_root}`)")
         return super().__getitem__(index)
 
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        """The samples of a batch (the DataLoader calls this with a batch's indices), equal to
+        ``[self[i] for i in indices]``.  Every frame is decoded straight into its row of one
+        (B, T, X, Y, Z) array per grid key — inside a DataLoader worker, shared memory the worker
+        reuses (:mod:`vlwm.data.shared_batch`) — so that :func:`collate_fn` copies no grid."""
+        if not len(self):
+            return [self[i] for i in indices]           # raises the empty-split error
+        batch = shared_batch.batch_arrays(self.grid_spec(len(indices)))
+        samples = []
+        for b, index in enumerate(indices):
+            rows = {k: a[b] for k, a in batch.arrays.items()}
+            sample = self._get(int(index), into=rows)
+            for k, row in rows.items():
+                if sample[k] is not row:                # an augmentation made new arrays
+                    np.copyto(row, sample[k])
+                    sample[k] = row
+            samples.append(_BatchSample(sample, batch, b, rows))
+        return samples
+
     def _positions(self, r: int, start: int) -> np.ndarray:
         return start + self.config.frame_stride * np.arange(self.config.window_length)
 
@@ -283,62 +310,86 @@ class GazeboOccWorldDataset(WindowDataset):
         rec = self.records[r]
         return f"{rec.name} frame {rec.first_frame + position}"
 
-    def _frame(self, r: int, pos: int) -> layout.FrameArrays:
-        """One frame's grids (:class:`vlwm.data.layout.FrameArrays`: semantics, the masks and the
-        instances when configured), via the cache."""
+    def grid_spec(self, batch: int | None = None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Shape and dtype of each grid key of a sample (or of a batch of ``batch`` samples)."""
+        cfg, shape = self.config, self.grid.shape
+        lead = () if batch is None else (batch,)
+        spec = {}
+        for part, t in (("history", cfg.history_frames), ("future", cfg.future_frames)):
+            spec[f"{part}_occupancy"] = ((*lead, t, *shape), np.dtype(np.uint8))
+        if cfg.load_masks:
+            for part, t in (("history", cfg.history_frames), ("future", cfg.future_frames)):
+                for m in ("lidar", "camera"):
+                    spec[f"{part}_mask_{m}"] = ((*lead, t, *shape), np.dtype(np.bool_))
+        if cfg.load_instances:
+            for part, t in (("history", cfg.history_frames), ("future", cfg.future_frames)):
+                spec[f"{part}_instances"] = ((*lead, t, *shape), np.dtype(np.int32))
+        return spec
+
+    def _frame(self, r: int, pos: int, out: layout.FrameArrays) -> layout.FrameArrays:
+        """One frame's grids decoded into ``out`` (:class:`vlwm.data.layout.FrameArrays` of the grid's
+        shape: semantics, the masks and the instances when configured).
+
+        ``.vlo`` files decode straight into ``out`` (as fast as copying a cached frame would be);
+        older ``.npz`` files (6-18 ms to inflate) go through the per-process cache of decoded frames.
+        """
         key = (r, pos)
         if key in self._cache:
             self._cache.move_to_end(key)
-            return self._cache[key]
+            return _copy_frame(self._cache[key], out)
         rec = self.records[r]
         path = recording.occupancy_path(rec.path, rec.first_frame + pos)
+        legacy = path.name.endswith(occupancy_file.LEGACY_SUFFIX)
+        capacity = self.config.cache_frames if legacy else 0
         try:
-            got = layout.read_frame(path, self.free, self.config.load_masks, self.config.load_instances)
+            if capacity:
+                got = layout.read_frame(path, self.free, self.config.load_masks, self.config.load_instances)
+                if got.semantics.shape != self.grid.shape:
+                    raise ValueError(f"grid shape {got.semantics.shape}, expected {self.grid.shape}")
+                self._cache[key] = got
+                while len(self._cache) > capacity:
+                    self._cache.popitem(last=False)
+                return _copy_frame(got, out)
+            return layout.read_frame(path, self.free, self.config.load_masks, self.config.load_instances, out=out)
         except READ_ERRORS as exc:
             raise FrameReadError(pos, path, f"{type(exc).__name__}: {exc}") from None
-        if got[0].shape != self.grid.shape:
-            raise FrameReadError(pos, path, f"grid shape {got[0].shape}, expected {self.grid.shape}")
-        capacity = self.config.cache_frames
-        if capacity:
-            self._cache[key] = got
-            while len(self._cache) > capacity:
-                self._cache.popitem(last=False)
-        return got
 
-    def _load(self, r: int, positions: np.ndarray) -> dict[str, Any]:
+    def _load(self, r: int, positions: np.ndarray, into: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """The sample of those frames; its grids are decoded into ``into`` (key -> array of
+        :meth:`grid_spec`) when given, else into new arrays."""
         cfg, rec, motion = self.config, self.records[r], self.motion[r]
         t_h = cfg.history_frames
-        shape = self.grid.shape
-        parts = {"history": (slice(0, t_h), np.empty((t_h, *shape), np.uint8)),
-                 "future": (slice(t_h, None), np.empty((cfg.future_frames, *shape), np.uint8))}
-        masks = {f"{p}_mask_{m}": np.empty((len(parts[p][1]), *shape), bool)
-                 for p in parts for m in ("lidar", "camera")} if cfg.load_masks else {}
+        grids = dict(into) if into is not None else {k: np.empty(shape, dt) for k, (shape, dt) in self.grid_spec().items()}
         if cfg.load_instances:
-            masks.update({f"{p}_instances": np.zeros((len(parts[p][1]), *shape), np.int32) for p in parts})
-            masks["instances_valid"] = np.zeros(len(positions), bool)
+            instances_valid = np.zeros(len(positions), bool)
         for t, pos in enumerate(positions):
             part = "history" if t < t_h else "future"
             k = t if t < t_h else t - t_h
-            sem, ml, mc, inst = self._frame(r, int(pos))
-            parts[part][1][k] = sem
-            if cfg.load_masks:
-                masks[f"{part}_mask_lidar"][k] = ml
-                masks[f"{part}_mask_camera"][k] = mc
+            dst = layout.FrameArrays(
+                grids[f"{part}_occupancy"][k],
+                grids[f"{part}_mask_lidar"][k] if cfg.load_masks else None,
+                grids[f"{part}_mask_camera"][k] if cfg.load_masks else None,
+                grids[f"{part}_instances"][k] if cfg.load_instances else None)
+            got = self._frame(r, int(pos), dst)
             if cfg.load_instances:
-                if inst is not None:
-                    masks[f"{part}_instances"][k] = inst
-                    masks["instances_valid"][t] = True
-                elif rec.name not in self._without_instances:
-                    self._without_instances.add(rec.name)
-                    log.warning("%s: occupancy files without 'instances' (written before instance ids existed, "
-                                "e.g. %s); their history/future_instances are zeros and instances_valid False — "
-                                "re-run the ground truth (vlwm gt --overwrite) to get them", rec.name,
-                                recording.occupancy_path(rec.path, rec.first_frame + int(pos)))
+                if got.instances is not None:
+                    instances_valid[t] = True
+                else:
+                    dst.instances.fill(0)
+                    if rec.name not in self._without_instances:
+                        self._without_instances.add(rec.name)
+                        log.warning("%s: occupancy files without 'instances' (written before instance ids existed, "
+                                    "e.g. %s); their history/future_instances are zeros and instances_valid False — "
+                                    "re-run the ground truth (vlwm gt --overwrite) to get them", rec.name,
+                                    recording.occupancy_path(rec.path, rec.first_frame + int(pos)))
+        masks = {k: v for k, v in grids.items() if not k.endswith("_occupancy")}
+        if cfg.load_instances:
+            masks["instances_valid"] = instances_valid
         poses = rec.poses[positions]
         ground = rec.ground_z[positions]
         height = np.where(np.isfinite(ground), poses[:, 2] - ground, poses[:, 2]).astype(np.float32)
         sample: dict[str, Any] = {
-            "history_occupancy": parts["history"][1], "future_occupancy": parts["future"][1], **masks,
+            "history_occupancy": grids["history_occupancy"], "future_occupancy": grids["future_occupancy"], **masks,
             "history_poses": poses[:t_h].copy(), "future_poses": poses[t_h:].copy(),
             "rel_poses": motion.rel_motion[positions, :2].copy(), "gt_mode": motion.gt_mode[positions].copy(),
             "rel_motion": motion.rel_motion[positions].copy(), "rel_poses_valid": motion.has_next[positions].copy(),
@@ -398,23 +449,64 @@ class GazeboOccWorldDataset(WindowDataset):
         return {"lidar": out, "lidar_num_points": count, "T_body_lidar": rec.T_body_lidar.astype(np.float32)}
 
 
+def _copy_frame(src: layout.FrameArrays, out: layout.FrameArrays) -> layout.FrameArrays:
+    """Copy a cached frame into ``out`` (what ``out`` asks for; instances only where ``src`` has them)."""
+    for dst, arr in zip(out, src):
+        if dst is not None and arr is not None:
+            np.copyto(dst, arr)
+    return layout.FrameArrays(out.semantics, out.mask_lidar, out.mask_camera,
+                              out.instances if src.instances is not None else None)
+
+
+class _BatchSample(dict):
+    """A sample made by ``__getitems__``: its grids are row ``row`` of ``batch``'s arrays."""
+
+    def __init__(self, sample: dict, batch: shared_batch.BatchArrays, row: int, rows: dict[str, np.ndarray]):
+        super().__init__(sample)
+        self.batch, self.row, self.rows = batch, row, rows
+
+
+def _one_batch(samples: list[dict[str, Any]]) -> shared_batch.BatchArrays | None:
+    """The arrays ``samples`` are the rows of, in order, when they came from one ``__getitems__`` call."""
+    first = samples[0]
+    if not isinstance(first, _BatchSample):
+        return None
+    batch = first.batch
+    if any(not isinstance(s, _BatchSample) or s.batch is not batch or s.row != b for b, s in enumerate(samples)):
+        return None
+    if any(len(a) != len(samples) for a in batch.arrays.values()):
+        return None
+    if any(s[k] is not s.rows[k] for s in samples for k in batch.arrays):     # replaced after __getitems__
+        return None
+    return batch
+
+
 def collate_fn(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Batch samples: arrays become tensors stacked to (B, T, ...), strings and name lists stay lists.
 
-    Tensors are stacked by :func:`torch.utils.data.default_collate`, which writes them straight into
-    shared memory inside DataLoader workers.  Samples with different keys (datasets configured
-    differently) are an error that names the keys.
+    Samples that :meth:`GazeboOccWorldDataset.__getitems__` made (what a DataLoader asks for) already
+    sit in (B, T, X, Y, Z) arrays: their grids become tensors without a copy, in a worker's reused
+    shared memory (:mod:`vlwm.data.shared_batch`).  Other arrays are stacked by
+    :func:`torch.utils.data.default_collate`, which writes them straight into shared memory inside
+    DataLoader workers.  Samples with different keys (datasets configured differently) are an error
+    that names the keys.
     """
     keys = set(samples[0])
     for s in samples[1:]:
         if set(s) != keys:
             raise ValueError(f"collate_fn: samples have different keys: {sorted(keys ^ set(s))} in some only "
                              f"(mixed datasets must return the same fields)")
+    batch = _one_batch(samples)
+    done = set(batch.arrays) if batch is not None else set()
     out: dict[str, Any] = {}
     for key in samples[0]:
+        if key in done:
+            continue
         values = [s[key] for s in samples]
         if isinstance(values[0], (str, list, tuple)):
             out[key] = values
         else:
             out[key] = default_collate(values)
-    return out
+    if batch is None:
+        return out
+    return shared_batch.collate_grids(batch, out, list(samples[0]))

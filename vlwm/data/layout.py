@@ -4,25 +4,29 @@ The folder layout (names, frame numbering, which folders are recordings), the po
 manifest belong to :mod:`vlwm.io.recording` and :mod:`vlwm.io.manifest`; this module reads what the
 dataset needs from the files they name, including those other tools write in the same layout::
 
-    occupancy/NNNNNN_occupancy.npz    semantics (uint8 ids) or occupancy (binary or ids); optional masks and
-                                      instances (int32 ids + 1 of dynamic objects, 0 = none)
+    occupancy/NNNNNN_occupancy.vlo    frame file (vlwm.io.occupancy_file): semantics (uint8 ids), masks,
+                                      instances (int32 ids + 1 of dynamic objects, 0 = none), T_world_grid;
+                                      or the older NNNNNN_occupancy.npz: semantics (uint8 ids) or occupancy
+                                      (binary or ids), optional masks and instances
     lidar/NNNNNN_LIDAR.npy            float [N, >= 4]: x, y, z, intensity, ... (lidar frame)
     images/NNNNNN_<CAM>.jpg           six cameras
 
-Files are read one at a time (``np.load`` per file, nothing kept open).  :func:`peek_npz` reads
-only an array's header (shape, dtype) without inflating the data: the dataset's construction-time
-checks cost a few hundred microseconds per frame.
+Files are read one at a time (nothing kept open); frame files through
+:mod:`vlwm.io.occupancy_file`, the format's one owner, which reads both names.
+:func:`peek_frame` reads only the arrays' headers (shape, dtype) without inflating the data: the
+dataset's construction-time checks cost a few hundred microseconds per frame.
 """
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from vlwm.gt.instances import INSTANCES_KEY   # per-voxel instance ids; files written before them lack the key
+from vlwm.io import occupancy_file
+from vlwm.io.occupancy_file import ArrayInfo as ArrayHeader   # shape and dtype of one stored array
 
 OCC_KEYS = ("semantics", "occupancy")        #: accepted class-id keys, in order of preference
 MASK_KEYS = ("mask_lidar", "mask_camera")
@@ -31,33 +35,12 @@ LIDAR_COLUMNS_USED = 4                       #: x, y, z, intensity
 UNKNOWN_OCCUPIED_LABEL = 0
 
 
-class ArrayHeader(NamedTuple):
-    """Shape and dtype of one array stored in an ``.npz`` (read without inflating it)."""
+def peek_frame(path: Path) -> dict[str, ArrayHeader]:
+    """Headers of every array of a frame file, either format (reads headers only).
 
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-
-def peek_npz(path: Path) -> dict[str, ArrayHeader]:
-    """Headers of every array of an ``.npz`` (reads the zip directory and each ``.npy`` header only).
-
-    Raises ValueError for a file that is not a readable zip of ``.npy`` arrays (truncated, corrupt).
+    Raises ValueError for a file that is not a readable frame file (truncated, corrupt).
     """
-    out = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with zf.open(info) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                        np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read(fh)
-                out[info.filename[:-4]] = ArrayHeader(tuple(shape), np.dtype(dtype))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"corrupt or truncated npz ({type(exc).__name__}: {exc})") from None
-    return out
+    return occupancy_file.peek_frame(path)
 
 
 def occupancy_key(headers: dict[str, ArrayHeader]) -> str | None:
@@ -99,27 +82,51 @@ class FrameArrays(NamedTuple):
     instances: np.ndarray | None
 
 
-def read_frame(path: Path, free: int, masks: bool, instances: bool = False) -> FrameArrays:
+def read_frame(path: Path, free: int, masks: bool, instances: bool = False,
+               out: FrameArrays | None = None) -> FrameArrays:
     """One frame file: class ids, and what is asked for of the masks and the instance grid.
 
     A file without masks gives all-True masks (nothing known to be unobserved); a file without
-    ``instances`` (written before instance ids existed) gives None for them.
+    ``instances`` (written before instance ids existed) gives None for them.  With ``out`` (arrays
+    of the grid's shape: uint8 semantics, bool masks, int32 instances; None for what is not asked),
+    the frame is decoded straight into those arrays (``.vlo`` files) or copied there, and they are
+    returned; ``out.instances`` is left untouched for a file without instances.
     """
-    with np.load(path, allow_pickle=False) as z:
-        key = next((k for k in OCC_KEYS if k in z.files), None)
-        if key is None:
-            raise ValueError(f"{path}: none of the keys {OCC_KEYS} (has {z.files})")
-        sem = as_class_ids(z[key], key, free)
-        ml = mc = inst = None
-        if masks:
-            ml, mc = (z[k].astype(bool) if k in z.files else np.ones(sem.shape, bool) for k in MASK_KEYS)
-        if instances and INSTANCES_KEY in z.files:
-            inst = z[INSTANCES_KEY]
-            if inst.shape != sem.shape or inst.dtype.kind not in "iu":
-                raise ValueError(f"{path}: {INSTANCES_KEY} is {inst.dtype} {inst.shape}, expected integers of the "
-                                 f"class grid's shape {sem.shape}")
-            inst = inst.astype(np.int32, copy=False)
-    return FrameArrays(sem, ml, mc, inst)
+    names = [occupancy_file.SEMANTICS]
+    if masks:
+        names += MASK_KEYS
+    if instances:
+        names.append(INSTANCES_KEY)
+    dst = {} if out is None else {k: v for k, v in zip((occupancy_file.SEMANTICS, *MASK_KEYS, INSTANCES_KEY), out)
+                                  if v is not None}
+    got = occupancy_file.read_frame(path, names, out=dst)
+    key = occupancy_file.SEMANTICS
+    if key not in got:
+        key = occupancy_file.OCCUPANCY
+        got.update(occupancy_file.read_frame(path, [key]))
+        if key not in got:
+            raise ValueError(f"{path}: none of the keys {OCC_KEYS} (has {sorted(occupancy_file.peek_frame(path))})")
+    sem = as_class_ids(got[key], key, free)
+    ml = mc = inst = None
+    if masks:
+        ml, mc = (got[k] if k in got else np.ones(sem.shape, np.uint8) for k in MASK_KEYS)
+        ml, mc = (m if m.dtype == np.bool_ else m.astype(bool) for m in (ml, mc))
+    if instances and INSTANCES_KEY in got:
+        inst = got[INSTANCES_KEY]
+        if inst.shape != sem.shape or inst.dtype.kind not in "iu":
+            raise ValueError(f"{path}: {INSTANCES_KEY} is {inst.dtype} {inst.shape}, expected integers of the "
+                             f"class grid's shape {sem.shape}")
+        inst = inst.astype(np.int32, copy=False)
+    arrays = FrameArrays(sem, ml, mc, inst)
+    if out is None:
+        return arrays
+    for dest, src in zip(out, arrays):
+        if dest is not None and src is not None and src is not dest:
+            if src.shape != dest.shape:
+                raise ValueError(f"{path}: grid shape {src.shape}, expected {dest.shape}")
+            np.copyto(dest, src)
+    return FrameArrays(out.semantics, out.mask_lidar if masks else None, out.mask_camera if masks else None,
+                       out.instances if inst is not None else None)
 
 
 def read_occupancy(path: Path, free: int, masks: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

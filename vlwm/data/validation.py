@@ -241,7 +241,7 @@ def _check_occupancy(seq: Path, frame: int, exists: bool, grid: GridSpec, shape_
         issues.append(Issue(frame, str(path), f"missing occupancy file — {GT_HINT}"))
         return False, shape_checked
     try:
-        headers = layout.peek_npz(path)
+        headers = layout.peek_frame(path)
     except ValueError as exc:
         issues.append(Issue(frame, str(path), str(exc)))
         return False, shape_checked

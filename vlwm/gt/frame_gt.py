@@ -7,12 +7,14 @@ visibility masks (:mod:`vlwm.gt.visibility`).
 
 Files, in a sequence's ``occupancy/`` folder:
 
-* ``NNNNNN_occupancy.npz`` (``np.savez_compressed``) with the Occ3D keys ``semantics``
-  (uint8 ``[X, Y, Z]`` label ids, free = the last label), ``mask_lidar`` and ``mask_camera`` (uint8
-  0/1, 1 = observed), ``occupancy`` (uint8, 1 = not free) for readers that expect that key,
-  ``T_world_grid`` (float64 4x4, grid frame -> world) so that each file places itself, and
-  ``instances`` (int32 ``[X, Y, Z]``, simulator instance id + 1 of the object in each voxel of a
-  dynamic class, 0 elsewhere; :mod:`vlwm.gt.instances`).  Files written before ``instances``
+* ``NNNNNN_occupancy.vlo`` (:mod:`vlwm.io.occupancy_file`, the format's one owner: zstd chunks
+  behind a JSON header) with the Occ3D keys ``semantics`` (uint8 ``[X, Y, Z]`` label ids, free = the
+  last label), ``mask_lidar`` and ``mask_camera`` (uint8 0/1, 1 = observed), ``occupancy`` (uint8,
+  1 = not free; derived on read) for readers that expect that key, ``T_world_grid`` (float64 4x4,
+  grid frame -> world) so that each file places itself, and ``instances`` (int32 ``[X, Y, Z]``,
+  simulator instance id + 1 of the object in each voxel of a dynamic class, 0 elsewhere;
+  :mod:`vlwm.gt.instances`; stored sparsely).  Older ``NNNNNN_occupancy.npz`` files
+  (``np.savez_compressed``) load through the same reader; those written before ``instances``
   existed lack it and still load (:data:`OPTIONAL_KEYS`);
 * ``grid.json`` (:func:`grid_document`): the grid spec, the frame convention, the z reference, the
   label names, the priority order and the configuration that made the files.
@@ -22,7 +24,6 @@ Both are written atomically (temporary file in the same folder, then ``os.replac
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass, fields
@@ -38,8 +39,9 @@ from vlwm.gt.lidar_source import LidarSweep, ObjectPoses, aggregate_sweeps
 from vlwm.gt.priority import OCC3D_PRIORITY, priority_ranks
 from vlwm.gt.scene_source import DEFAULT_SOLID_CLASSES, ActorBoxes, SceneVoxelizer
 from vlwm.gt.visibility import DEFAULT_CAMERA_SUBSAMPLE, CameraRays, camera_visibility, lidar_visibility
-from vlwm.io.atomic import atomic_write, atomic_write_json
-from vlwm.io.recording import GRID_FILE, occupancy_file_name
+from vlwm.io import occupancy_file
+from vlwm.io.atomic import atomic_write_json
+from vlwm.io.recording import GRID_FILE
 from vlwm.labels import OCC3D_CLASS_NAMES, CityClass
 
 SOURCES = ("scene", "lidar")
@@ -210,26 +212,31 @@ def occupancy_for_frame(frame: GridFrame, config: GTConfig, *, scene: SceneVoxel
 
 
 def occupancy_path(out_dir: str | os.PathLike, index: int) -> Path:
-    """``<out_dir>/NNNNNN_occupancy.npz`` of 1-based frame ``index``."""
-    return Path(out_dir) / occupancy_file_name(index)
+    """``<out_dir>/NNNNNN_occupancy.vlo`` of 1-based frame ``index`` (where it is written)."""
+    return occupancy_file.frame_path(out_dir, index)
 
 
 def write_occupancy(path: str | os.PathLike, occupancy: FrameOccupancy) -> Path:
-    """Write one frame's file atomically (compressed npz, keys :data:`OCCUPANCY_KEYS` and ``instances``)."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **occupancy.arrays())
-    return atomic_write(Path(path), lambda fh: fh.write(buf.getbuffer()))
+    """Write one frame's file atomically (:func:`vlwm.io.occupancy_file.write_frame`: semantics, both
+    masks, ``T_world_grid`` and ``instances`` when there is one); an older ``.npz`` file of the same
+    frame beside it is removed once the new one is in place."""
+    path = occupancy_file.write_frame(path, occupancy.semantics, free=occupancy.free,
+                                      T_world_grid=occupancy.frame.T_world_grid(), mask_lidar=occupancy.mask_lidar,
+                                      mask_camera=occupancy.mask_camera, instances=occupancy.instances)
+    if path.name.endswith(occupancy_file.SUFFIX):
+        path.with_name(path.name[:-len(occupancy_file.SUFFIX)] + occupancy_file.LEGACY_SUFFIX).unlink(missing_ok=True)
+    return path
 
 
 def load_occupancy(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The arrays of a frame file; a missing key (but those of :data:`OPTIONAL_KEYS`, which older
-    files lack) or a damaged file is an error naming the file."""
+    """Every array of a frame file, either format (:data:`OCCUPANCY_KEYS`, and ``instances`` where
+    stored); a missing key (but those of :data:`OPTIONAL_KEYS`, which older files lack) or a damaged
+    file is an error naming the file."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = occupancy_file.read_frame(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such occupancy file") from None
-    except Exception as exc:
+    except occupancy_file.READ_ERRORS as exc:
         raise ValueError(f"{path}: not a readable occupancy file ({exc})") from exc
     missing = [k for k in OCCUPANCY_KEYS if k not in arrays]
     if missing:

@@ -2,7 +2,7 @@
 
 :func:`generate_sequence` reads a sequence folder in the recorder's layout
 (:mod:`vlwm.io.recording`: ``poses/NNNNNN.json``, ``lidar/NNNNNN_LIDAR.npy``, optional
-``images/NNNNNN_<CAM>_depth.png``) and writes ``NNNNNN_occupancy.npz`` and ``grid.json``
+``images/NNNNNN_<CAM>_depth.png``) and writes ``NNNNNN_occupancy.vlo`` and ``grid.json``
 (:mod:`vlwm.gt.frame_gt`) into ``out_dir``:
 
 * frames whose file exists are skipped unless ``overwrite`` (files are written atomically, so an
@@ -38,6 +38,7 @@ from vlwm.gt.frame_gt import GTConfig, grid_document, occupancy_for_frame, occup
 from vlwm.gt.lidar_source import LidarSweep
 from vlwm.gt.scene_source import ActorBoxes, SceneVoxelizer
 from vlwm.gt.visibility import PinholeCamera, camera_rays
+from vlwm.io import occupancy_file
 from vlwm.io.frames import Pose
 from vlwm.io.image_io import image_paths, load_depth_png
 from vlwm.io.manifest import read_manifest
@@ -255,7 +256,7 @@ def generate_sequence(seq_dir: str | os.PathLike, out_dir: str | os.PathLike, co
     seq_dir : path
         The sequence folder (``poses/``, ``lidar/``, ``images/``, ``sequence.json``).
     out_dir : path
-        Where ``NNNNNN_occupancy.npz`` and ``grid.json`` go (e.g. ``<seq_dir>/occupancy``).
+        Where ``NNNNNN_occupancy.vlo`` and ``grid.json`` go (e.g. ``<seq_dir>/occupancy``).
     config : GTConfig
         Grid, source and options.
     inputs : SequenceInputs
@@ -283,7 +284,7 @@ def generate_sequence(seq_dir: str | os.PathLike, out_dir: str | os.PathLike, co
     write_grid_json(out_dir, grid_document(config, names), overwrite=overwrite)
     frames, missing = list_frames(seq_dir)
     report = SequenceReport(seq_dir, failed=list(missing))
-    todo = [i for i in frames if overwrite or not occupancy_path(out_dir, i).is_file()]
+    todo = [i for i in frames if overwrite or occupancy_file.find_frame(out_dir, i) is None]   # either format
     report.skipped = [i for i in frames if i not in set(todo)]
 
     def record(msg: tuple) -> None:

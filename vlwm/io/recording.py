@@ -14,7 +14,7 @@ the dataset, the viewers) names files through it.  The manifest ``sequence.json`
                                           lidar frame
       images/NNNNNN_<CAM>.jpg             RGB; beside it _depth.png (uint16 mm) and _sem.png (uint8 label ids)
                                           (vlwm.io.image_io)
-      occupancy/NNNNNN_occupancy.npz      ground truth (vlwm.gt.frame_gt), and occupancy/grid.json its grid
+      occupancy/NNNNNN_occupancy.vlo      ground truth (vlwm.io.occupancy_file; older: .npz), and occupancy/grid.json its grid
 
 Frame numbers ``NNNNNN`` are six digits, from 1.  **A frame exists iff its pose file exists**: the
 pose file is written last (the frame's commit mark), so a folder is a recording iff it holds
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vlwm.io import occupancy_file
 from vlwm.io.frames import Pose
 
 LAYOUT_VERSION = 1
@@ -58,7 +59,6 @@ POSE_CONVENTION = ("body frame x forward, y left, z up, in the scene's local ENU
 """``sequence.json`` pose_convention: what the pose files mean (see :mod:`vlwm.io.frames`)."""
 
 _POSE_FILE = re.compile(r"^(\d{6})\.json$")
-_OCC_FILE = re.compile(r"^(\d{6})_occupancy\.npz$")
 FRAME_FILE = re.compile(r"^(\d{6})[_.]")
 """Any frame file's name: its frame number is group 1."""
 _AGENT_PREFIX = re.compile(r"^(drone|rover)_")
@@ -91,13 +91,16 @@ def image_path(seq: Path, frame: int, camera: str) -> Path:
 
 
 def occupancy_file_name(frame: int) -> str:
-    """``NNNNNN_occupancy.npz``: a ground-truth frame file's name."""
-    return f"{frame_stem(frame)}_occupancy.npz"
+    """``NNNNNN_occupancy.vlo``: a ground-truth frame file's name (:mod:`vlwm.io.occupancy_file`)."""
+    frame_stem(frame)                                    # the frame number rule (a ValueError outside it)
+    return occupancy_file.frame_name(frame)
 
 
 def occupancy_path(seq: Path, frame: int) -> Path:
-    """``<seq>/occupancy/NNNNNN_occupancy.npz``."""
-    return Path(seq) / OCC_DIR / occupancy_file_name(frame)
+    """``<seq>/occupancy/NNNNNN_occupancy.vlo``, or the older ``.npz`` file of the frame when only that exists."""
+    frame_stem(frame)                                    # the frame number rule (a ValueError outside it)
+    folder = Path(seq) / OCC_DIR
+    return occupancy_file.find_frame(folder, frame) or occupancy_file.frame_path(folder, frame)
 
 
 def is_sequence_dir(path: Path) -> bool:
@@ -141,7 +144,7 @@ def pose_frames(seq: Path) -> list[int]:
 
 def occupancy_frames(seq: Path) -> list[int]:
     """Frame numbers of the ground-truth files, ascending."""
-    return _listed(Path(seq) / OCC_DIR, _OCC_FILE)
+    return list(occupancy_file.list_frames(Path(seq) / OCC_DIR))
 
 
 def _listed(folder: Path, pattern: re.Pattern) -> list[int]:

@@ -2,7 +2,7 @@
 
 Each frame shows, where the recording has them: the front camera (``images/NNNNNN_CAM_FRONT.jpg``),
 a BEV of the lidar points coloured by their class (``lidar/NNNNNN_LIDAR.npy``), and the occupancy
-ground truth (``occupancy/NNNNNN_occupancy.npz``) as a BEV and a 3D render.  A panel kind the
+ground truth (``occupancy/NNNNNN_occupancy.vlo``) as a BEV and a 3D render.  A panel kind the
 recording has but one frame lacks is drawn blank, so every frame has the same size.
 """
 
