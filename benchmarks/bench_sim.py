@@ -24,7 +24,8 @@ from vlwm.sim.jobs import MissionSpec, run_jobs, spread_specs
 from vlwm.sim.lidar import drone_lidar, scan
 from vlwm.sim.missions import survey_mission
 from vlwm.sim.simulator import SimConfig, record_mission
-from vlwm.sim.traffic import Traffic, TrafficConfig
+from vlwm.sim.traffic import Traffic
+from vlwm.sim.traffic_config import TrafficConfig
 from vlwm.world.procedural import CityConfig, generate_city
 
 
