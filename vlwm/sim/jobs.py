@@ -23,6 +23,7 @@ from vlwm.sim.qgc_wpl import waypoints_mission
 from vlwm.sim.simulator import SimConfig, record_mission
 from vlwm.world.scene import Scene
 
+
 def build_mission(scene: Scene, spec: MissionSpec) -> Mission:
     """The mission ``spec`` describes, in ``scene``."""
     rng = np.random.default_rng(spec.seed)
