@@ -101,6 +101,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for p in paths:
         print(f"  {p}")
     return 0
+
+
 def add_simulate_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--world", nargs="+", default=["procedural"],
                    help="'procedural' (default), a scene .npz, or CityGML files/folders")
@@ -285,15 +287,14 @@ def cmd_gazebo(args: argparse.Namespace, log: Callable[[str], None] = print) -> 
     from vlwm.sim.gazebo.backend import (EXIT_STACK_MISSING, Stack, new_session_dir, plan_launch, run_session,
                                          write_session)
 
-    missing_hint = GAZEBO_STACK_HINT
     config = gazebo_config_from_args(args)
     stack = Stack.detect(os.environ, args.ardupilot_dir)
     missing = stack.missing(config.kinds, config.record)
     if missing and not args.dry_run:
         print("vlwm sim-server: --backend gazebo cannot start, the stack is incomplete:\n"
               + "".join(f"  - {m}\n" for m in missing)
-              + f"{missing_hint[:1].upper()}{missing_hint[1:]}.  (If it is installed, `source ~/.occworld_env.sh` "
-              "first.)", file=sys.stderr)
+              + GAZEBO_STACK_HINT[:1].upper() + GAZEBO_STACK_HINT[1:]
+              + ".  (If it is installed, `source ~/.occworld_env.sh` first.)", file=sys.stderr)
         return EXIT_STACK_MISSING
     if not args.no_traffic:
         log("sim-server: note: the gazebo backend has no traffic (the city model is static)")
@@ -307,7 +308,7 @@ def cmd_gazebo(args: argparse.Namespace, log: Callable[[str], None] = print) -> 
         for m in missing:
             log(f"sim-server: stack incomplete: {m}")
         if missing:
-            log(f"sim-server: {missing_hint}")
+            log(f"sim-server: {GAZEBO_STACK_HINT}")
         return 0
     write_session(plan, scene, stack)
     for line in plan.describe():
