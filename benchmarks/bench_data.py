@@ -45,7 +45,7 @@ from vlwm.gt.grid import AERIAL
 from vlwm.gt.recording import generate as generate_gt
 from vlwm.sim.missions import survey_mission
 from vlwm.sim.simulator import SimConfig, record_mission
-from vlwm.sim.traffic import TrafficConfig
+from vlwm.sim.traffic_config import TrafficConfig
 from vlwm.world.procedural import CityConfig, generate_city
 
 FRAMES_PER_SEQUENCE = 30

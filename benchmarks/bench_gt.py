@@ -48,9 +48,10 @@ from vlwm.gt.visibility import PinholeCamera, camera_rays, camera_visibility, li
 from vlwm.labels import DYNAMIC_OCC_CLASSES, OCC3D_ID  # noqa: E402
 from vlwm.sim.camera import camera_rig  # noqa: E402
 from vlwm.sim.dynamic_world import DynamicWorld  # noqa: E402
-from vlwm.sim.frames import Pose  # noqa: E402
+from vlwm.io.frames import Pose  # noqa: E402
 from vlwm.sim.lidar import drone_lidar, scan  # noqa: E402
-from vlwm.sim.traffic import Traffic, TrafficConfig  # noqa: E402
+from vlwm.sim.traffic import Traffic  # noqa: E402
+from vlwm.sim.traffic_config import TrafficConfig  # noqa: E402
 from vlwm.world.procedural import CityConfig, generate_city  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -50,7 +50,7 @@ def lidar_rays(position, beams=64, columns=2048, elev_deg=(-75.0, 15.0)):
 def lidar_through_traffic(repeats: int) -> list[tuple[str, str, str]]:
     """Rows (what, time, notes) of the lidar-through-traffic comparison; see the module docstring."""
     from vlwm.sim.dynamic_world import DynamicWorld
-    from vlwm.sim.frames import Pose
+    from vlwm.io.frames import Pose
     from vlwm.sim.lidar import drone_lidar, rover_lidar
     from vlwm.sim.traffic import Traffic, TrafficConfig
 
@@ -78,7 +78,7 @@ def _traffic_scenario(label, scene, worlds, pose, lidar, repeats):
     from embreex import mesh_construction, rtcore_scene
 
     from lidar_before import scan_before
-    from vlwm.sim.frames import rotate_vectors
+    from vlwm.io.frames import rotate_vectors
     from vlwm.sim.lidar import scan, sweep_pattern
 
     new, old, static = worlds

@@ -29,7 +29,8 @@ from vlwm.io.rosbag_import import ImportOptions, import_bag
 
 def _record(tmp: Path) -> Path:
     """A 20 s rover recording on the default city (seed 0) under ``tmp``."""
-    from vlwm.sim.jobs import MissionSpec, run_jobs
+    from vlwm.sim.jobs import run_jobs
+    from vlwm.sim.mission_spec import MissionSpec
     from vlwm.sim.simulator import SimConfig
     from vlwm.world.procedural import CityConfig, generate_city
 

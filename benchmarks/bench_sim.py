@@ -19,12 +19,14 @@ from pathlib import Path
 from common import report, timed
 from vlwm.sim.camera import camera_rig, render_rig
 from vlwm.sim.dynamic_world import DynamicWorld
-from vlwm.sim.frames import Pose
-from vlwm.sim.jobs import MissionSpec, run_jobs, spread_specs
+from vlwm.io.frames import Pose
+from vlwm.sim.jobs import run_jobs, spread_specs
 from vlwm.sim.lidar import drone_lidar, scan
+from vlwm.sim.mission_spec import MissionSpec
 from vlwm.sim.missions import survey_mission
 from vlwm.sim.simulator import SimConfig, record_mission
-from vlwm.sim.traffic import Traffic, TrafficConfig
+from vlwm.sim.traffic import Traffic
+from vlwm.sim.traffic_config import TrafficConfig
 from vlwm.world.procedural import CityConfig, generate_city
 
 

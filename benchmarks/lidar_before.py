@@ -14,8 +14,9 @@ import functools
 
 import numpy as np
 
-from vlwm.sim.frames import rotate_vectors
-from vlwm.sim.lidar import REFLECTIVITY, LIDAR_COLUMNS, sweep_pattern
+from vlwm.io.frames import rotate_vectors
+from vlwm.io.recording import LIDAR_COLUMNS
+from vlwm.sim.lidar import REFLECTIVITY, sweep_pattern
 
 ELEVATION_BINS, AZIMUTH_BINS = 180, 360
 

@@ -5,9 +5,9 @@
         --altitude 30 [--connect udp:127.0.0.1:14550]
 
 Works against `scripts/launch_occworld_simulation.sh` (vehicle i sends to UDP 14550 + 10 i) and
-against ArduPilot SITL alike.  A thin wrapper over :mod:`vlwm.sim.mission_client` (`--help` lists
-the options); run by a Python without the project's packages, it re-runs itself with the repository's
-``.venv`` (scripts/_bootstrap.py).
+against ArduPilot SITL alike.  A thin wrapper over :mod:`vlwm.sim.mavlink.client` (the options
+are parsed by :func:`vlwm.sim.cli.mission_main`; `--help` lists them); run by a Python without the
+project's packages, it re-runs itself with the repository's ``.venv`` (scripts/_bootstrap.py).
 """
 
 import sys
@@ -16,7 +16,7 @@ from _bootstrap import ensure_environment
 
 ensure_environment(__file__, ("numpy", "pymavlink"))
 
-from vlwm.sim.mission_client import main  # noqa: E402
+from vlwm.sim.cli import mission_main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(mission_main())

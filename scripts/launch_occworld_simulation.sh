@@ -5,14 +5,14 @@
 #       [--world procedural|SCENE.npz|FILE.gml ...] [--duration S] [--out DIR] [--seed N] \
 #       [--backend builtin|gazebo] [--dry-run] [--ardupilot-dir DIR]
 #
-# A thin wrapper over `vlwm sim-server` (vlwm/sim/mavlink_server.py): every option is passed on;
+# A thin wrapper over `vlwm sim-server` (vlwm/sim/cli.py, vlwm/sim/mavlink/server.py): every option is passed on;
 # `--help` lists them.  Each vehicle is an ArduPilot-SITL-style MAVLink endpoint: vehicle i (drones
 # first) sends to UDP 127.0.0.1:(14550 + 10 i), so in another terminal
 #
 #   python3 scripts/data_collection_mission.py --vehicle drone --pattern survey --size 100 --spacing 15 --altitude 30
 #
 # flies vehicle 0.  The built-in backend (default) needs nothing else.  --backend gazebo runs
-# Gazebo Harmonic + one ArduPilot SITL per vehicle (vlwm/sim/gazebo_backend.py, docs/gazebo.md) on
+# Gazebo Harmonic + one ArduPilot SITL per vehicle (vlwm/sim/gazebo/backend.py, docs/gazebo.md) on
 # the same ports; install that stack with scripts/install_ardupilot_gazebo_stack.sh.  Its
 # environment (~/.occworld_env.sh, or $OCCWORLD_ENV_FILE) is sourced here when `gz` is not on PATH
 # yet; --dry-run prints the launch plan without writing or starting anything.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vlwm import __version__
-from vlwm.world.sources import build_scene, world_scene_file
+from vlwm.world.sources import build_scene
 
 
 def cmd_city(args: argparse.Namespace) -> int:
@@ -70,107 +70,6 @@ def cmd_export_gazebo(args: argparse.Namespace) -> int:
         written = export_mesh(scene, path, args.format)
         print(f"wrote {written} ({scene.num_triangles} triangles)")
     return 0
-
-
-def _xy(text: str | None) -> tuple[float, float] | None:
-    if text is None:
-        return None
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise SystemExit(f"expected X,Y in metres (e.g. 120,-40), got {text!r}") from None
-    return (x, y)
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"expected WIDTHxHEIGHT (e.g. 640x360), got {text!r}") from None
-    return (w, h)
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from vlwm.sim.jobs import MissionSpec, run_jobs, spread_specs
-    from vlwm.sim.simulator import SimConfig
-    from vlwm.sim.traffic import TrafficConfig
-    from vlwm.world.scene import Scene
-
-    out = Path(args.out)
-    scene_path = world_scene_file(args.world, out, args.city_seed, args.city_size)
-    scene = Scene.load(scene_path)
-    config = SimConfig(frame_rate_hz=args.rate, duration_s=args.duration, seed=args.seed,
-                       record_lidar=not args.no_lidar, record_cameras=not args.no_cameras,
-                       image_size=_size(args.image_size),
-                       traffic=None if args.no_traffic else TrafficConfig(seed=args.seed))
-    if args.resume:
-        from vlwm.sim.jobs import build_mission
-        from vlwm.sim.simulator import record_mission
-
-        spec = MissionSpec(vehicle=args.vehicle, pattern=args.pattern, size=args.size, spacing=args.spacing,
-                           altitude=args.altitude, center=_xy(args.center), radius=args.radius, laps=args.laps,
-                           target=args.target, waypoints_file=args.waypoints, goals=args.goals,
-                           start=_xy(args.start), goal=_xy(args.goal), seed=args.seed)
-        path = record_mission(scene, build_mission(scene, spec), out, config, resume=args.resume,
-                              scene_ref=str(scene_path.resolve()))
-        print(f"simulate: resumed {path}")
-        return 0
-    if args.drones is None and args.rovers is None:
-        counts = {"drone": int(args.vehicle == "drone"), "rover": int(args.vehicle == "rover")}
-    else:
-        counts = {"drone": args.drones or 0, "rover": args.rovers or 0}
-    specs = []
-    for vehicle, count in counts.items():
-        if count <= 0:
-            continue
-        pattern = args.pattern
-        if vehicle == "rover" and pattern in ("survey", "orbit"):
-            pattern = "patrol"  # the flight patterns do not apply to cars: they patrol the roads
-        base = MissionSpec(vehicle=vehicle, pattern=pattern, size=args.size, spacing=args.spacing,
-                           altitude=args.altitude, center=_xy(args.center), radius=args.radius, laps=args.laps,
-                           target=args.target, waypoints_file=args.waypoints, goals=args.goals,
-                           start=_xy(args.start), goal=_xy(args.goal), seed=args.seed)
-        specs += spread_specs(base, count, scene)
-    t0 = time.perf_counter()
-    paths = run_jobs(scene_path, specs, out, config, workers=args.workers)
-    frames = sum(json.loads((p / "sequence.json").read_text())["num_frames"] for p in paths)
-    print(f"simulate: wrote {len(paths)} sequence(s), {frames} frames under {out} in {time.perf_counter() - t0:.1f} s")
-    for p in paths:
-        print(f"  {p}")
-    return 0
-
-
-def add_simulate_arguments(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--world", nargs="+", default=["procedural"],
-                   help="'procedural' (default), a scene .npz, or CityGML files/folders")
-    s.add_argument("--city-seed", type=int, default=0, help="procedural city seed")
-    s.add_argument("--city-size", type=float, default=None, help="procedural city side, metres (default 1000)")
-    s.add_argument("--vehicle", choices=("drone", "rover"), default="drone",
-                   help="vehicle type when --drones/--rovers are not given")
-    s.add_argument("--drones", type=int, default=None, help="number of drone sequences")
-    s.add_argument("--rovers", type=int, default=None, help="number of rover sequences")
-    s.add_argument("--pattern", choices=("survey", "orbit", "waypoints", "patrol", "route"), default="survey")
-    s.add_argument("--size", type=float, default=100.0, help="survey square side, m")
-    s.add_argument("--spacing", type=float, default=15.0, help="survey line spacing, m")
-    s.add_argument("--altitude", type=float, default=30.0, help="flight height above home ground, m")
-    s.add_argument("--center", help="survey/orbit centre X,Y (local metres)")
-    s.add_argument("--radius", type=float, default=40.0, help="orbit radius, m")
-    s.add_argument("--laps", type=float, default=1.0, help="orbit laps")
-    s.add_argument("--target", help="orbit around this building (instance name / gml:id)")
-    s.add_argument("--waypoints", help="QGC WPL 110 mission file (pattern waypoints)")
-    s.add_argument("--goals", type=int, default=4, help="patrol goals")
-    s.add_argument("--start", help="rover route start X,Y")
-    s.add_argument("--goal", help="rover route goal X,Y")
-    s.add_argument("--duration", type=float, default=None, help="seconds to record (default: whole mission)")
-    s.add_argument("--rate", type=float, default=2.0, help="recorded frames per second")
-    s.add_argument("--image-size", default="640x360", help="camera WIDTHxHEIGHT")
-    s.add_argument("--no-cameras", action="store_true", help="do not render cameras")
-    s.add_argument("--no-lidar", action="store_true", help="do not record lidar")
-    s.add_argument("--no-traffic", action="store_true", help="an empty city: no cars, pedestrians, drones")
-    s.add_argument("--out", default="data/tokyo_gazebo", help="recordings root")
-    s.add_argument("--seed", type=int, default=0, help="mission/traffic/noise seed")
-    s.add_argument("--workers", type=int, default=1, help="parallel processes (one sequence each)")
-    s.add_argument("--resume", help="continue an interrupted sequence folder (same options as its run)")
 
 
 def cmd_gt(args: argparse.Namespace) -> int:
@@ -249,12 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", default="vlwm_city", help="model name")
     e.set_defaults(func=cmd_export_gazebo)
 
-    sm = sub.add_parser("simulate", help="fly/drive missions among traffic and record sensors (built-in simulator)")
-    add_simulate_arguments(sm)
-    sm.set_defaults(func=cmd_simulate)
+    from vlwm.sim.cli import add_sim_server_parser, add_simulate_parser
 
-    from vlwm.sim.mavlink_server import add_sim_server_parser
-
+    add_simulate_parser(sub)
     add_sim_server_parser(sub)
 
     from vlwm.data.cli import add_data_parser

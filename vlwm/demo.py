@@ -153,7 +153,8 @@ def run_demo(out: Path | str = Path("out/demo"), seed: int = 0, size: float = 10
     from vlwm.gt.recording import generate as generate_gt
     from vlwm.io.manifest import load_manifest
     from vlwm.io.recording import sequences_in
-    from vlwm.sim.jobs import MissionSpec, run_jobs
+    from vlwm.sim.jobs import run_jobs
+    from vlwm.sim.mission_spec import MissionSpec
     from vlwm.sim.simulator import SimConfig
     from vlwm.train.config import load_config
     from vlwm.viz.forecast_run import visualize

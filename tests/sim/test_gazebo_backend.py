@@ -19,12 +19,12 @@ import pytest
 
 from vlwm.sim.camera import CAMERA_NAMES, camera_rig
 from vlwm.io.frames import quat_to_matrix
-from vlwm.sim.gazebo_backend import (EXIT_STACK_MISSING, FAST_REAL_TIME_FACTOR, GazeboConfig, bridge_yaml,
+from vlwm.sim.gazebo.backend import (EXIT_STACK_MISSING, FAST_REAL_TIME_FACTOR, GazeboConfig, bridge_yaml,
                                      plan_launch, write_session)
-from vlwm.sim.gazebo_vehicles import (DRONE_MODEL, PLUGIN_LIBRARY, ROVER_MODEL, SENSOR_LINK, SensorRig, Stack,
+from vlwm.sim.gazebo.vehicle_models import (DRONE_MODEL, PLUGIN_LIBRARY, ROVER_MODEL, SENSOR_LINK, SensorRig, Stack,
                                       vehicle_model_sdf)
 from vlwm.sim.lidar import drone_lidar, rover_lidar
-from vlwm.sim.mavlink_server import MIN_SPAWN_SEPARATION_M
+from vlwm.sim.placement import MIN_SPAWN_SEPARATION_M
 from vlwm.world.export import WorldInclude, export_gazebo
 from vlwm.world.procedural import CityConfig, generate_city
 

@@ -187,7 +187,7 @@ def test_config_errors_say_what_is_wrong(scene):
 
 from vlwm.sim.dynamic_world import (AZIMUTH_BINS, ELEVATION_BINS, DynamicWorld,  # noqa: E402
                                     _pseudo_azimuth, cone_candidates)
-from vlwm.sim.frames import rotate_vectors  # noqa: E402
+from vlwm.io.frames import rotate_vectors  # noqa: E402
 from vlwm.sim.traffic import Traffic, TrafficConfig  # noqa: E402
 from vlwm.world.procedural import CityConfig, generate_city  # noqa: E402
 

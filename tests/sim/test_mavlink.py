@@ -15,11 +15,13 @@ import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from vlwm.labels import CityClass
+from vlwm.sim.cli import mission_main
 from vlwm.io.frames import quat_from_euler
-from vlwm.sim.mavlink_endpoint import COPTER_MODES, ROVER_MODES, VehicleEndpoint
-from vlwm.sim.mavlink_items import (MissionItem, attitude_ned, enu_to_ned, read_wpl_items, waypoint_item_seqs,
+from vlwm.sim.mavlink.client import ClientConfig, fly, item_difference
+from vlwm.sim.mavlink.endpoint import COPTER_MODES, ROVER_MODES, VehicleEndpoint
+from vlwm.sim.mavlink.items import (MissionItem, attitude_ned, enu_to_ned, read_wpl_items, waypoint_item_seqs,
                                     write_wpl_items)
-from vlwm.sim.mission_client import ClientConfig, fly, item_difference, main
+from vlwm.sim.mission_spec import MissionSpec
 from vlwm.sim.qgc_wpl import read_qgc_wpl
 from vlwm.sim.vehicles import Drone
 from vlwm.world.builder import SceneBuilder
@@ -244,22 +246,23 @@ def test_client_fails_fast_without_a_server(capsys):
                                               r"simulator running\? start it with scripts/launch_occworld_simulation"):
         fly(ClientConfig(connect=f"udp:127.0.0.1:{base}", heartbeat_timeout=0.5), log=lambda s: None)
     assert time.monotonic() - t0 < 5.0
-    assert main(["--connect", f"udp:127.0.0.1:{base}", "--heartbeat-timeout", "0.5"]) == 1
+    assert mission_main(["--connect", f"udp:127.0.0.1:{base}", "--heartbeat-timeout", "0.5"]) == 1
     assert "is the simulator running?" in capsys.readouterr().err
 
 
 def test_survey_over_mavlink_end_to_end(tmp_path, city_file):
     base = free_port_base()
     out = tmp_path / "rec"
-    cmd = [sys.executable, "-m", "vlwm.sim.mavlink_server", "--world", str(city_file), "--drones", "1",
+    cmd = [sys.executable, "-m", "vlwm.cli", "sim-server", "--world", str(city_file), "--drones", "1",
            "--rovers", "0", "--record", "--fast", "--no-traffic", "--no-lidar", "--no-cameras", "--rate", "4",
            "--out", str(out), "--port-base", str(base)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(tmp_path / "server.log", "w") as log:
         server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     try:
-        report = fly(ClientConfig(connect=f"udp:127.0.0.1:{base}", pattern="survey", size=40.0, spacing=20.0,
-                                  altitude=30.0, heartbeat_timeout=30.0, mission_timeout=300.0), log=lambda s: None)
+        mission = MissionSpec(pattern="survey", size=40.0, spacing=20.0, altitude=30.0)
+        report = fly(ClientConfig(mission, connect=f"udp:127.0.0.1:{base}", heartbeat_timeout=30.0,
+                                  mission_timeout=300.0), log=lambda s: None)
     finally:
         server.send_signal(signal.SIGINT)
         rc = server.wait(timeout=30)

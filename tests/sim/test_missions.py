@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vlwm.labels import CityClass
-from vlwm.sim.missions import Mission, Waypoint, orbit_mission, patrol_mission, route_mission, survey_mission
+from vlwm.sim.mission_types import Mission, Waypoint
+from vlwm.sim.missions import orbit_mission, patrol_mission, route_mission, survey_mission
 from vlwm.sim.planning import (PlannerConfig, PlanningError, check_and_plan_drone_path, lane_offset, lane_path,
                                road_route)
 from vlwm.world.builder import SceneBuilder

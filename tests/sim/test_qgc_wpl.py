@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vlwm.labels import CityClass
-from vlwm.sim.missions import Mission, Waypoint, orbit_mission, survey_mission
+from vlwm.sim.mission_types import Mission, Waypoint
+from vlwm.sim.missions import orbit_mission, survey_mission
 from vlwm.sim.qgc_wpl import (MAV_CMD_DO_CHANGE_SPEED, MAV_CMD_NAV_LAND, MAV_CMD_NAV_RETURN_TO_LAUNCH,
                               MAV_CMD_NAV_TAKEOFF, MAV_CMD_NAV_WAYPOINT, WPLFormatError, heading_deg_to_yaw,
                               latlon_to_local, local_to_latlon, read_qgc_wpl, waypoints_mission, write_qgc_wpl,

@@ -16,7 +16,8 @@ from vlwm.io.frames import Pose, transform_points
 from vlwm.sim.missions import survey_mission
 from vlwm.io.sequence_writer import SequenceWriter
 from vlwm.sim.simulator import SimConfig, record_mission
-from vlwm.sim.traffic import Traffic, TrafficConfig
+from vlwm.sim.traffic import Traffic
+from vlwm.sim.traffic_config import TrafficConfig
 from vlwm.world.procedural import CityConfig, generate_city
 
 CAMS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
@@ -141,8 +142,9 @@ def test_killed_recording_is_consistent_and_resumes_identically(tmp_path, city):
     assert not [p for p in (seq / "images").iterdir() if int(p.name[:6]) > done]
 
     # Resume to the end, and compare with an uninterrupted run of the same mission.
-    from vlwm.sim.jobs import MissionSpec, build_mission
-    from vlwm.sim.traffic import TrafficConfig
+    from vlwm.sim.jobs import build_mission
+    from vlwm.sim.mission_spec import MissionSpec
+    from vlwm.sim.traffic_config import TrafficConfig
 
     spec = MissionSpec(size=40, spacing=20)
     cfg = SimConfig(duration_s=30, image_size=(48, 27), traffic=TrafficConfig(seed=0))

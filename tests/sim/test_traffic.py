@@ -7,7 +7,8 @@ import pytest
 
 from vlwm.labels import CityClass
 from vlwm.sim.dynamic_world import DynamicWorld, cone_candidates
-from vlwm.sim.traffic import Traffic, TrafficConfig
+from vlwm.sim.traffic import Traffic
+from vlwm.sim.traffic_config import TrafficConfig
 from vlwm.world.builder import SceneBuilder
 from vlwm.world.geo import GeoOrigin
 from vlwm.world.procedural import CityConfig, generate_city

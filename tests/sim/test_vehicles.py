@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vlwm.labels import CityClass
-from vlwm.sim.missions import Waypoint, Mission, patrol_mission, route_mission, survey_mission
+from vlwm.sim.mission_types import Mission, Waypoint
+from vlwm.sim.missions import patrol_mission, route_mission, survey_mission
 from vlwm.sim.planning import PlannerConfig, PlanningError, carriageway_excess
 from vlwm.sim.vehicles import STOP_RADIUS_M, Drone, DroneLimits, Rover, RoverLimits, fly, vehicle_for_mission
 from vlwm.world.builder import SceneBuilder

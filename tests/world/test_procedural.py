@@ -12,8 +12,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from vlwm.labels import CityClass
+from vlwm.world.city_config import CityConfig, RoadSpec
 from vlwm.world.geo import TOKYO_STATION_LATLON
-from vlwm.world.procedural import CityConfig, RoadSpec, generate_city
+from vlwm.world.procedural import generate_city
 
 SMALL = CityConfig(seed=3, size=260.0)
 SKY = 300.0  #: ray origins (m) above every roof

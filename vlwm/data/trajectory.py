@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vlwm.angles import wrap_angle
 from vlwm.io.frames import matrix_to_quat, quat_to_matrix
 
 #: VAD / OccWorld command rule: lateral offset (m) that makes a turn, and the look-ahead (s).
@@ -53,11 +54,6 @@ def pose13_yaws(poses: np.ndarray) -> np.ndarray:
     """(N,) float64 heading (rad, counter-clockwise from world +x) of the body x axis on the level plane."""
     r = pose13_rotations(poses)
     return np.arctan2(r[:, 1, 0], r[:, 0, 0])
-
-
-def wrap_angle(a: np.ndarray) -> np.ndarray:
-    """Angles wrapped to [-pi, pi)."""
-    return (np.asarray(a, np.float64) + np.pi) % (2 * np.pi) - np.pi
 
 
 def to_ego_xy(d_world: np.ndarray, yaw: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ none: ground, roads), then the traffic's actors (``car_0000``, ``bus_0000``, ...
 lidar return the id of what it hit (``docs/conventions.md``).  The ground truth stores, beside the
 class grid, an ``instances`` grid (``(X, Y, Z) int32``) that holds **instance id + 1** where the
 voxel's class is dynamic and the thing that gave the voxel that class had an id, and
-:data:`NO_INSTANCE` (0) everywhere else.  The ids are the simulator's, so they stay the same over
+:data:`NO_VOXEL_INSTANCE` (0) everywhere else.  The ids are the simulator's, so they stay the same over
 a recording (what video panoptic quality needs, :mod:`vlwm.eval.vpq`).
 
 Dynamic labels are named by :data:`DYNAMIC_LABEL_NAMES` (the Occ3D names of
@@ -21,7 +21,7 @@ import numpy as np
 from vlwm.labels import DYNAMIC_OCC_CLASSES, OCC3D_CLASS_NAMES
 
 INSTANCES_KEY = "instances"  #: the instance grid's key in the occupancy files
-NO_INSTANCE = 0          #: the ``instances`` value of voxels without a dynamic object
+NO_VOXEL_INSTANCE = 0    #: the ``instances`` value of voxels without a dynamic object
 INSTANCE_OFFSET = 1      #: stored value = simulator instance id + this (so id 0 stays distinct from "none")
 #: Labels whose voxels carry instance ids: bicycle, bus, car, construction_vehicle, motorcycle,
 #: pedestrian, trailer, truck.
@@ -47,12 +47,12 @@ def voxel_instance_ids(instance: np.ndarray, labels: np.ndarray, dynamic: np.nda
 
     Returns
     -------
-    (n,) int32: ``instance + 1`` where the label is dynamic and the id is >= 0, else :data:`NO_INSTANCE`.
+    (n,) int32: ``instance + 1`` where the label is dynamic and the id is >= 0, else :data:`NO_VOXEL_INSTANCE`.
     """
     instance = np.asarray(instance, np.int64)
     labels = np.asarray(labels, np.intp)
     keep = (instance >= 0) & np.asarray(dynamic, bool)[labels]
-    out = np.where(keep, instance + INSTANCE_OFFSET, NO_INSTANCE)
+    out = np.where(keep, instance + INSTANCE_OFFSET, NO_VOXEL_INSTANCE)
     if out.size and out.max() > np.iinfo(np.int32).max:
         raise ValueError(f"instance id {int(out.max()) - INSTANCE_OFFSET} does not fit the int32 instance grid")
     return out.astype(np.int32)

@@ -40,7 +40,7 @@ from vlwm.gt.voxelize import splat_points
 from vlwm.io.frames import transform_points
 from vlwm.io.frames import Pose, invert_transform, make_transform
 from vlwm.labels import DYNAMIC_OCC_CLASSES
-from vlwm.sim.lidar import LIDAR_COLUMNS
+from vlwm.io.recording import LIDAR_COLUMNS
 
 MIN_OBJECT_POINTS = 3          #: an instance needs this many points in a sweep to get an estimated pose
 ROUND_FOOTPRINT_RATIO = 1.5    #: principal-axis variance ratio below which a footprint has no heading
@@ -53,7 +53,7 @@ class LidarSweep(NamedTuple):
     points : (N, C) float32, one row per return, lidar frame, columns named by ``columns``
         (x, y, z in metres first; ``label`` and ``instance`` used when present).
     T_body_lidar : (4, 4) float64, maps lidar-frame points into the body frame.
-    columns : tuple of str, the column names (:data:`vlwm.sim.lidar.LIDAR_COLUMNS` for our recordings).
+    columns : tuple of str, the column names (:data:`vlwm.io.recording.LIDAR_COLUMNS` for our recordings).
     """
 
     pose: Pose

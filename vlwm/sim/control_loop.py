@@ -1,8 +1,9 @@
-"""The fixed-step control loop the drone and the rover share, and the angle arithmetic it needs.
+"""The fixed-step control loop the drone and the rover share.
 
 Both vehicles advance with ``step(dt)``: the caller's ``dt`` (seconds) is cut into equal sub-steps
 no longer than :data:`MAX_CONTROL_DT`, and the vehicle's own ``_control(dt)`` runs once per
-sub-step.  Angles are radians, counter-clockwise from east (local ENU frame).
+sub-step.  Angles are radians, counter-clockwise from east (local ENU frame); they are wrapped
+with :func:`vlwm.angles.wrap_angle`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,6 @@ import abc
 import math
 
 MAX_CONTROL_DT = 0.05          #: step(dt) runs the control loop in sub-steps no longer than this (s)
-
-
-def wrap_angle(a: float) -> float:
-    """``a`` (rad) wrapped into [-pi, pi)."""
-    return (a + math.pi) % (2 * math.pi) - math.pi
 
 
 class ControlLoop(abc.ABC):

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlwm.io.frames import Pose, matrix_to_quat, quat_from_euler, quat_to_matrix
-from vlwm.sim.control_loop import MAX_CONTROL_DT, ControlLoop, wrap_angle
+from vlwm.angles import wrap_angle
+from vlwm.sim.control_loop import MAX_CONTROL_DT, ControlLoop
 from vlwm.sim.flight_planning import FlightPlan, PlannerConfig, check_and_plan_drone_path, leg_is_clear, surface_below
-from vlwm.sim.missions import Mission, Waypoint
+from vlwm.io.frames import Pose, matrix_to_quat, quat_from_euler, quat_to_matrix
+from vlwm.sim.mission_types import Mission, Waypoint
 from vlwm.world.scene import Scene
 
 GRAVITY = 9.81                 #: m/s²

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from vlwm.sim.mission_types import Waypoint
 from vlwm.sim.planning_errors import PlanningError, fmt_point
 from vlwm.world.scene import Scene
-
-if TYPE_CHECKING:
-    from vlwm.sim.missions import Waypoint
 
 #: Japan's Civil Aeronautics Act requires permission above 150 m over the ground: the default ceiling.
 MAX_ALTITUDE_M = 150.0
@@ -118,7 +116,7 @@ class FlightPlan:
     detours : legs re-planned above obstacles (the report).
     """
 
-    waypoints: tuple["Waypoint", ...]
+    waypoints: tuple[Waypoint, ...]
     source: tuple[int, ...]
     detours: tuple[Detour, ...]
 
@@ -238,8 +236,8 @@ def nearest_open_site(scene: Scene, xy, radius: float = 2.5, search: float = 200
 # ---------------------------------------------------------------------------------------------
 
 
-def _expand(scene: Scene, waypoints: Sequence["Waypoint"], start: np.ndarray, home: np.ndarray,
-            cfg: PlannerConfig, airborne: bool) -> tuple[list["Waypoint"], list[int]]:
+def _expand(scene: Scene, waypoints: Sequence[Waypoint], start: np.ndarray, home: np.ndarray,
+            cfg: PlannerConfig, airborne: bool) -> tuple[list[Waypoint], list[int]]:
     """Mission items -> explicit primitives (see :class:`FlightPlan`), with their item index."""
     out: list = []
     src: list[int] = []
@@ -282,7 +280,7 @@ def _expand(scene: Scene, waypoints: Sequence["Waypoint"], start: np.ndarray, ho
     return out, src
 
 
-def check_and_plan_drone_path(scene: Scene, waypoints: Sequence["Waypoint"], start, home=None,
+def check_and_plan_drone_path(scene: Scene, waypoints: Sequence[Waypoint], start, home=None,
                               config: PlannerConfig = PlannerConfig(), airborne: bool | None = None) -> FlightPlan:
     """Expand mission items, check every leg against ``scene`` and re-plan blocked legs above obstacles.
 

@@ -1,7 +1,8 @@
 """Recording jobs: which missions to fly, built from command-line style specs, run in parallel.
 
-A :class:`MissionSpec` names a pattern and its parameters; :func:`build_mission` turns it into a
-:class:`~vlwm.sim.missions.Mission` in a given scene.  :func:`run_jobs` records several specs —
+A :class:`~vlwm.sim.mission_spec.MissionSpec` names a pattern and its parameters (positions in the
+scene's local ENU frame); :func:`build_mission` turns it into a
+:class:`~vlwm.sim.mission_types.Mission` in a given scene.  :func:`run_jobs` records several specs —
 several vehicles or several sequences — in worker processes that each load the scene file once.
 """
 
@@ -9,63 +10,18 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from vlwm.sim.missions import Mission, orbit_mission, patrol_mission, route_mission, survey_mission
+from vlwm.sim.mission_spec import MissionSpec
+from vlwm.sim.mission_types import Mission
+from vlwm.sim.missions import orbit_mission, patrol_mission, route_mission, survey_mission
 from vlwm.sim.qgc_wpl import waypoints_mission
 from vlwm.sim.simulator import SimConfig, record_mission
 from vlwm.world.scene import Scene
-
-PATTERNS = ("survey", "orbit", "waypoints", "patrol", "route")
-
-
-@dataclass(frozen=True)
-class MissionSpec:
-    """One mission to record, as a user states it."""
-
-    vehicle: str = "drone"
-    """'drone' or 'rover'."""
-    pattern: str = "survey"
-    """One of :data:`PATTERNS` (rovers: 'patrol', 'route' or 'waypoints')."""
-    size: float = 100.0
-    """Survey square side, metres."""
-    spacing: float = 15.0
-    """Survey line spacing, metres."""
-    altitude: float = 30.0
-    """Flight height above the home ground, metres (survey, orbit, patrol)."""
-    center: tuple[float, float] | None = None
-    """Survey/orbit centre, local ENU metres; None = the scene origin for the first job, a
-    seeded open site for the others."""
-    radius: float = 40.0
-    """Orbit radius, metres."""
-    laps: float = 1.0
-    """Orbit laps."""
-    target: str | None = None
-    """Orbit around this scene instance (a building's name / gml:id) instead of ``center``."""
-    waypoints_file: str | None = None
-    """QGC WPL 110 mission file ('waypoints')."""
-    goals: int = 4
-    """Random goals of a patrol."""
-    start: tuple[float, float] | None = None
-    """Rover route start, local ENU metres (None: a seeded road node)."""
-    goal: tuple[float, float] | None = None
-    """Rover route goal, local ENU metres (None: a seeded road node)."""
-    seed: int = 0
-    """Seed of what the pattern draws (patrol goals, route ends, job centres) and of the recording."""
-
-    def __post_init__(self):
-        if self.vehicle not in ("drone", "rover"):
-            raise ValueError(f"vehicle must be 'drone' or 'rover', got {self.vehicle!r}")
-        if self.pattern not in PATTERNS:
-            raise ValueError(f"pattern {self.pattern!r} is not one of {PATTERNS}")
-        if self.vehicle == "rover" and self.pattern in ("survey", "orbit"):
-            raise ValueError(f"a rover cannot fly a {self.pattern!r}: use 'patrol', 'route' or 'waypoints'")
-        if self.pattern == "waypoints" and not self.waypoints_file:
-            raise ValueError("pattern 'waypoints' needs a QGC WPL file (--waypoints FILE)")
 
 
 def build_mission(scene: Scene, spec: MissionSpec) -> Mission:
@@ -87,8 +43,9 @@ def build_mission(scene: Scene, spec: MissionSpec) -> Mission:
         return route_mission(scene, start, goal)
     center = spec.target if spec.target is not None else (spec.center if spec.center is not None else (0.0, 0.0))
     if spec.pattern == "survey":
-        return survey_mission(scene, center, size=spec.size, spacing=spec.spacing, altitude=spec.altitude)
-    return orbit_mission(scene, center, radius=spec.radius, altitude=spec.altitude, laps=spec.laps)
+        return survey_mission(scene, center, size=spec.size, spacing=spec.spacing, altitude=spec.altitude,
+                              speed=spec.speed)
+    return orbit_mission(scene, center, radius=spec.radius, altitude=spec.altitude, laps=spec.laps, speed=spec.speed)
 
 
 def spread_specs(base: MissionSpec, count: int, scene: Scene) -> list[MissionSpec]:

@@ -37,7 +37,7 @@ from typing import Callable
 
 import numpy as np
 
-from vlwm.sim.missions import Mission, Waypoint
+from vlwm.sim.mission_types import Mission, Waypoint
 from vlwm.world.geo import GeoOrigin, geographic_to_projected, projected_to_geographic
 from vlwm.world.scene import Scene
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlwm.angles import wrap_angle
+from vlwm.sim.control_loop import ControlLoop
 from vlwm.io.frames import Pose, quat_from_euler
-from vlwm.sim.control_loop import ControlLoop, wrap_angle
-from vlwm.sim.missions import Mission
+from vlwm.sim.mission_types import Mission
 from vlwm.sim.planning_errors import PlanningError
 from vlwm.sim.road_planning import DEFAULT_MIN_TURNING_RADIUS_M, LanePath, lane_path, road_route, turn_angle
 from vlwm.world.scene import Scene

@@ -27,8 +27,9 @@ from vlwm.io.sequence_writer import SequenceWriter
 from vlwm.sim.camera import CAMERA_NAMES, camera_rig, render_rig
 from vlwm.sim.dynamic_world import DynamicWorld
 from vlwm.sim.lidar import LidarConfig, drone_lidar, rover_lidar, scan
-from vlwm.sim.missions import Mission
-from vlwm.sim.traffic import Traffic, TrafficConfig
+from vlwm.sim.mission_types import Mission
+from vlwm.sim.traffic import Traffic
+from vlwm.sim.traffic_config import TrafficConfig
 from vlwm.sim.vehicles import vehicle_for_mission
 from vlwm.world.scene import Scene
 

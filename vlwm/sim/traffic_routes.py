@@ -26,17 +26,12 @@ replaced by a fresh draw.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from vlwm.labels import CityClass
+from vlwm.sim.traffic_config import TrafficConfig
 from vlwm.world.raycast import EmbreeTracer
 from vlwm.world.scene import Scene
-
-if TYPE_CHECKING:
-    from vlwm.sim.traffic import TrafficConfig
-
 
 ROUTE_STEP_M = 1.0          #: routes are resampled to segments at most this long (height, checks)
 CHECK_SPACING_M = 0.5       #: grid spacing (m) of the footprint points swept for buildings

@@ -33,7 +33,7 @@ from vlwm.sim.drone import (BRAKE_FRACTION, DRONE_MODES, GRAVITY, GUARD_MARGIN_M
                             YAW_FROM_TRAVEL_SPEED, Drone, DroneLimits)
 from vlwm.sim.flight_planning import FlightPlan, PlannerConfig, check_and_plan_drone_path, leg_is_clear, surface_below
 from vlwm.io.frames import Pose
-from vlwm.sim.missions import Mission, Waypoint
+from vlwm.sim.mission_types import Mission, Waypoint
 from vlwm.sim.planning_errors import PlanningError
 from vlwm.sim.road_planning import DEFAULT_MIN_TURNING_RADIUS_M, LanePath, lane_path, road_route, turn_angle
 from vlwm.sim.rover import (CORNER_SLACK_M, HEADING_GAIN, LATERAL_GAIN, ROVER_MODES, ROVER_SEARCH_SAMPLES, ROVER_STOP_M,

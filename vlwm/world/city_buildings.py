@@ -17,15 +17,11 @@ function of its config.  Frame: local ENU, metres; rectangles are ``(x0, y0, x1,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from vlwm.labels import CityClass
+from vlwm.world.city_config import TOWER_PODIUM_STOREYS, CityConfig
 from vlwm.world.city_surfaces import GROUND_Z, CitySurfaces, corners, inset
-
-if TYPE_CHECKING:
-    from vlwm.world.procedural import CityConfig
 
 # Lots and buildings.
 ROW_MIN_DEPTH_M = 9.0         #: a lot splits into two back-to-back rows if its short side is >= 2x this
@@ -44,7 +40,6 @@ MIDRISE_CENTRE_BOOST = 0.25   #: added mid-rise probability at the centre, falli
 TOWER_PLAZA_MARGIN_M = (4.0, 8.0)
 TOWER_SITE_MIN_M = 45.0       #: a superblock narrower than this is never a tower site
 TOWER_GAP_M = (8.0, 15.0)     #: plaza between two towers of one site
-TOWER_PODIUM_STOREYS = (3, 6)
 TOWER_PODIUM_INSET = (0.0, 0.15)  #: podium inset from its site, as a fraction of the site's short side
 TOWER_TIER_INSET_M = (3.0, 6.0)   #: how far each tier steps in from the one below
 TOWER_CROWN_P = 0.6           #: probability of a stepped crown tier

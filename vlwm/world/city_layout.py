@@ -15,23 +15,18 @@ runs along y (axis 0), ``y = c`` along x (axis 1).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from vlwm.labels import CityClass
 from vlwm.world.city_buildings import TOWER_SITE_MIN_M, BlockFiller, centrality
+from vlwm.world.city_config import MIN_EDGE_BLOCK_M, CityConfig, RoadSpec
 from vlwm.world.city_surfaces import GROUND_Z, CitySurfaces
 from vlwm.world.roads import RoadGraph
-
-if TYPE_CHECKING:
-    from vlwm.world.procedural import CityConfig
 
 # Road hierarchy, as frontage ranks: what a lot side faces.
 EDGE, NARROW, SECONDARY, ARTERIAL = 0, 1, 2, 3
 CUT_JITTER = 0.15             #: street positions move up to this fraction of their spacing
 EDGE_NODE_INSET_M = 0.5       #: roads leaving the city end in a graph node this far inside its edge
-MIN_EDGE_BLOCK_M = 30.0       #: city kept between an arterial's sidewalk and the city edge
 MIN_SUPERBLOCK_M = 30.0       #: smallest superblock side a secondary road may leave
 NARROW_SNAP_M = 8.0           #: narrow streets this close across a major road line up into a crossroads
 MIN_CUT_GAP_M = 12.0          #: least distance between neighbouring narrow streets (and to a superblock side)
@@ -39,18 +34,6 @@ STREET_TREE_MIN_SIDEWALK_M = 4.0  #: street trees only on sidewalks at least thi
 TOWER_OFF_ARTERIAL = 0.35     #: tower probability factor for superblocks not on an arterial
 
 _ROAD, _WALK, _BLOCK = 0, 1, 2  # band kinds across one axis
-
-
-@dataclass(frozen=True)
-class RoadSpec:
-    """Cross-section of one road class."""
-
-    width: float
-    """Carriageway width, kerb to kerb (m)."""
-    lanes: int
-    """Lane count, both directions together."""
-    sidewalk: float
-    """Sidewalk width on each side (m); 0 for none."""
 
 
 @dataclass

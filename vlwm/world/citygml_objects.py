@@ -2,7 +2,7 @@
 
 :class:`CityObjectReader` turns one top-level city object element (a child of
 ``core:cityObjectMember``) into a :class:`CityObjectMesh`, or skips it and says why in the
-:class:`~vlwm.world.citygml.ImportReport`:
+:class:`~vlwm.world.citygml_report.ImportReport`:
 
 - ``bldg:Building`` (and each of its ``bldg:BuildingPart`` s): the first LOD of the preference
   that yields triangles — solids, multi-surfaces, boundary surfaces, installations and (LOD3+)
@@ -22,17 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 from lxml import etree
 
 from vlwm.labels import CityClass
 from vlwm.world.gml_geometry import BLDG, DEM, GML_ID, NS, POLYGON, TRAN, VEG, GeometryReader
+from vlwm.world.citygml_report import ImportReport
 from vlwm.world.triangulate import SurfaceMesh
-
-if TYPE_CHECKING:
-    from vlwm.world.citygml import ImportReport
 
 #: PLATEAU codes (``TrafficArea_function.xml``, ``AuxiliaryTrafficArea_function.xml``, i-UR 3.x)
 #: of traffic-area ``tran:function``/``tran:usage``: carriageway, lane, junction, sidewalk, traffic

@@ -29,6 +29,7 @@ import numpy as np
 
 from vlwm.io.atomic import atomic_open
 from vlwm.labels import OCC3D_ID, OCC3D_PALETTE
+from vlwm.world import sdf
 from vlwm.world.scene import Scene
 
 #: Mesh formats :func:`export_mesh` writes (file suffix = format).
@@ -145,23 +146,6 @@ def _write_xml(path: Path, root: ET.Element, declaration: str = '<?xml version="
         fh.write("\n")
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, attrib)
-    if text is not None:
-        el.text = text
-    return el
-
-
-def _num(x: float) -> str:
-    """Shortest exact text of a float (``repr``), without a trailing ``.0`` for integers."""
-    x = float(x)
-    return str(int(x)) if x.is_integer() else repr(x)
-
-
-def _vec(values) -> str:
-    return " ".join(_num(v) for v in values)
-
-
 # ------------------------------------------------------------------------------ meshes
 
 
@@ -210,7 +194,7 @@ def _write_obj(scene: Scene, groups: _Groups, path: Path) -> None:
     with _atomic_open(mtl) as fh:
         fh.write("# vlwm occupancy-label materials, colours from OCC3D_PALETTE\n")
         for name, _, rgb in groups:
-            kd = _vec(np.round(rgb / 255.0, 4))
+            kd = sdf.vec(np.round(rgb / 255.0, 4))
             fh.write(f"\nnewmtl {name}\nKa {kd}\nKd {kd}\nKs 0.1 0.1 0.1\nNs 10\nd 1\nillum 2\n")
     normals, normal_of_face = _normals(scene)
     lat, lon, h = scene.geo.latlon()
@@ -256,50 +240,51 @@ def _write_dae(scene: Scene, groups: _Groups, path: Path) -> None:
     normals, normal_of_face = _normals(scene)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     root = ET.Element("COLLADA", {"xmlns": "http://www.collada.org/2005/11/COLLADASchema", "version": "1.4.1"})
-    asset = _sub(root, "asset")
-    _sub(_sub(asset, "contributor"), "authoring_tool", "vlwm")
-    _sub(asset, "created", now)
-    _sub(asset, "modified", now)
-    _sub(asset, "unit", name="meter", meter="1")
-    _sub(asset, "up_axis", "Z_UP")
+    asset = sdf.sub(root, "asset")
+    sdf.sub(sdf.sub(asset, "contributor"), "authoring_tool", "vlwm")
+    sdf.sub(asset, "created", now)
+    sdf.sub(asset, "modified", now)
+    sdf.sub(asset, "unit", name="meter", meter="1")
+    sdf.sub(asset, "up_axis", "Z_UP")
 
-    effects, materials = _sub(root, "library_effects"), _sub(root, "library_materials")
+    effects, materials = sdf.sub(root, "library_effects"), sdf.sub(root, "library_materials")
     for name, _, rgb in groups:
-        colour = _vec(np.round(rgb / 255.0, 4)) + " 1"
-        phong = _sub(_sub(_sub(effects, "effect", id=f"{name}-effect"), "profile_COMMON"), "technique", sid="common")
-        phong = _sub(phong, "phong")
-        _sub(_sub(phong, "ambient"), "color", colour, sid="ambient")
-        _sub(_sub(phong, "diffuse"), "color", colour, sid="diffuse")
-        _sub(_sub(phong, "specular"), "color", "0.1 0.1 0.1 1", sid="specular")
-        _sub(_sub(materials, "material", id=f"{name}-material", name=name), "instance_effect", url=f"#{name}-effect")
+        colour = sdf.vec(np.round(rgb / 255.0, 4)) + " 1"
+        effect = sdf.sub(sdf.sub(effects, "effect", id=f"{name}-effect"), "profile_COMMON")
+        phong = sdf.sub(sdf.sub(effect, "technique", sid="common"), "phong")
+        sdf.sub(sdf.sub(phong, "ambient"), "color", colour, sid="ambient")
+        sdf.sub(sdf.sub(phong, "diffuse"), "color", colour, sid="diffuse")
+        sdf.sub(sdf.sub(phong, "specular"), "color", "0.1 0.1 0.1 1", sid="specular")
+        material = sdf.sub(materials, "material", id=f"{name}-material", name=name)
+        sdf.sub(material, "instance_effect", url=f"#{name}-effect")
 
-    mesh = _sub(_sub(_sub(root, "library_geometries"), "geometry", id="city-mesh", name="city"), "mesh")
+    mesh = sdf.sub(sdf.sub(sdf.sub(root, "library_geometries"), "geometry", id="city-mesh", name="city"), "mesh")
     fp = f"%.{TEXT_DECIMALS}f "
     for sid, arr in (("positions", scene.vertices.astype(np.float64)), ("normals", normals)):
-        source = _sub(mesh, "source", id=f"city-{sid}")
-        _sub(source, "float_array", "".join(_format_rows(fp * 3, arr)).rstrip(), id=f"city-{sid}-array",
+        source = sdf.sub(mesh, "source", id=f"city-{sid}")
+        sdf.sub(source, "float_array", "".join(_format_rows(fp * 3, arr)).rstrip(), id=f"city-{sid}-array",
              count=str(arr.size))
-        accessor = _sub(_sub(source, "technique_common"), "accessor", source=f"#city-{sid}-array",
+        accessor = sdf.sub(sdf.sub(source, "technique_common"), "accessor", source=f"#city-{sid}-array",
                         count=str(len(arr)), stride="3")
         for axis in "XYZ":
-            _sub(accessor, "param", name=axis, type="float")
-    _sub(_sub(mesh, "vertices", id="city-vertices"), "input", semantic="POSITION", source="#city-positions")
+            sdf.sub(accessor, "param", name=axis, type="float")
+    sdf.sub(sdf.sub(mesh, "vertices", id="city-vertices"), "input", semantic="POSITION", source="#city-positions")
     for name, faces, _ in groups:
-        tris = _sub(mesh, "triangles", material=name, count=str(len(faces)))
-        _sub(tris, "input", semantic="VERTEX", source="#city-vertices", offset="0")
-        _sub(tris, "input", semantic="NORMAL", source="#city-normals", offset="1")
+        tris = sdf.sub(mesh, "triangles", material=name, count=str(len(faces)))
+        sdf.sub(tris, "input", semantic="VERTEX", source="#city-vertices", offset="0")
+        sdf.sub(tris, "input", semantic="NORMAL", source="#city-normals", offset="1")
         rows = np.empty((len(faces), 6), np.int64)        # (n, [a, na, b, nb, c, nc]), 0-based
         rows[:, 0::2] = scene.faces[faces]
         rows[:, 1::2] = normal_of_face[faces, None]
-        _sub(tris, "p", "".join(_format_rows("%d " * 6, rows)).rstrip())
+        sdf.sub(tris, "p", "".join(_format_rows("%d " * 6, rows)).rstrip())
 
-    node = _sub(_sub(_sub(root, "library_visual_scenes"), "visual_scene", id="scene", name="scene"),
+    node = sdf.sub(sdf.sub(sdf.sub(root, "library_visual_scenes"), "visual_scene", id="scene", name="scene"),
                 "node", id="city", name="city", type="NODE")
-    bind = _sub(_sub(_sub(node, "instance_geometry", url="#city-mesh", name="city"), "bind_material"),
+    bind = sdf.sub(sdf.sub(sdf.sub(node, "instance_geometry", url="#city-mesh", name="city"), "bind_material"),
                 "technique_common")
     for name, _, _ in groups:
-        _sub(bind, "instance_material", symbol=name, target=f"#{name}-material")
-    _sub(_sub(root, "scene"), "instance_visual_scene", url="#scene")
+        sdf.sub(bind, "instance_material", symbol=name, target=f"#{name}-material")
+    sdf.sub(sdf.sub(root, "scene"), "instance_visual_scene", url="#scene")
     _write_xml(path, root, '<?xml version="1.0" encoding="utf-8"?>')
 
 
@@ -361,11 +346,11 @@ def export_gazebo(scene: Scene, out_dir: str | os.PathLike, model_name: str = "v
 def _model_config(scene: Scene, model_name: str) -> ET.Element:
     lat, lon, h = scene.geo.latlon()
     root = ET.Element("model")
-    _sub(root, "name", model_name)
-    _sub(root, "version", "1.0")
-    _sub(root, "sdf", "model.sdf", version=SDF_VERSION)
-    _sub(_sub(root, "author"), "name", "vlwm")
-    _sub(root, "description", f"vlwm city ({scene.meta.get('source', 'unknown source')}): {scene.num_triangles} "
+    sdf.sub(root, "name", model_name)
+    sdf.sub(root, "version", "1.0")
+    sdf.sub(root, "sdf", "model.sdf", version=SDF_VERSION)
+    sdf.sub(sdf.sub(root, "author"), "name", "vlwm")
+    sdf.sub(root, "description", f"vlwm city ({scene.meta.get('source', 'unknown source')}): {scene.num_triangles} "
                               f"triangles, one material per occupancy label; local ENU metres, origin at "
                               f"lat {lat:.9f} lon {lon:.9f} height {h:.3f} m")
     return root
@@ -373,11 +358,11 @@ def _model_config(scene: Scene, model_name: str) -> ET.Element:
 
 def _model_sdf(model_name: str, mesh_uri: str) -> ET.Element:
     root = ET.Element("sdf", version=SDF_VERSION)
-    model = _sub(root, "model", name=model_name)
-    _sub(model, "static", "true")
-    link = _sub(model, "link", name="city")
+    model = sdf.sub(root, "model", name=model_name)
+    sdf.sub(model, "static", "true")
+    link = sdf.sub(model, "link", name="city")
     for tag in ("collision", "visual"):    # no <material> on the visual: the mesh's own materials show
-        _sub(_sub(_sub(_sub(link, tag, name=tag), "geometry"), "mesh"), "uri", mesh_uri)
+        sdf.sub(sdf.sub(sdf.sub(sdf.sub(link, tag, name=tag), "geometry"), "mesh"), "uri", mesh_uri)
     return root
 
 
@@ -389,44 +374,44 @@ def _world_sdf(scene: Scene, model_name: str, world_name: str, includes: Sequenc
         f" vlwm city world. Run: GZ_SIM_RESOURCE_PATH=<this folder>/models:$GZ_SIM_RESOURCE_PATH "
         f"gz sim -v4 -r world.sdf  (model://{model_name} resolves under models/). "
         "World frame = the scene's local ENU frame (x east, y north, z up, metres). "))
-    world = _sub(root, "world", name=world_name)
-    physics = _sub(world, "physics", name="1ms", type="ignore")
-    _sub(physics, "max_step_size", _num(PHYSICS_MAX_STEP_S))
-    _sub(physics, "real_time_factor", repr(float(real_time_factor)))
+    world = sdf.sub(root, "world", name=world_name)
+    physics = sdf.sub(world, "physics", name="1ms", type="ignore")
+    sdf.sub(physics, "max_step_size", sdf.num(PHYSICS_MAX_STEP_S))
+    sdf.sub(physics, "real_time_factor", repr(float(real_time_factor)))
     for filename, name in GZ_WORLD_SYSTEMS:
-        plugin = _sub(world, "plugin", filename=filename, name=name)
+        plugin = sdf.sub(world, "plugin", filename=filename, name=name)
         if name == "gz::sim::systems::Sensors":
-            _sub(plugin, "render_engine", SENSORS_RENDER_ENGINE)
-    _sub(world, "gravity", _vec((0.0, 0.0, -STANDARD_GRAVITY)))
-    scene_el = _sub(world, "scene")
-    _sub(scene_el, "ambient", "1.0 1.0 1.0 1.0")
-    _sub(scene_el, "background", "0.8 0.8 0.8 1.0")
-    _sub(scene_el, "sky")
+            sdf.sub(plugin, "render_engine", SENSORS_RENDER_ENGINE)
+    sdf.sub(world, "gravity", sdf.vec((0.0, 0.0, -STANDARD_GRAVITY)))
+    scene_el = sdf.sub(world, "scene")
+    sdf.sub(scene_el, "ambient", "1.0 1.0 1.0 1.0")
+    sdf.sub(scene_el, "background", "0.8 0.8 0.8 1.0")
+    sdf.sub(scene_el, "sky")
 
     world.append(ET.Comment(
         " Geo-origin of the local frame: JGD2011 latitude/longitude (= WGS84 within a few cm) and "
         "orthometric height (m above Tokyo Bay mean sea level). "))
-    sph = _sub(world, "spherical_coordinates")
-    _sub(sph, "surface_model", "EARTH_WGS84")
-    _sub(sph, "world_frame_orientation", "ENU")
-    _sub(sph, "latitude_deg", repr(lat))
-    _sub(sph, "longitude_deg", repr(lon))
-    _sub(sph, "elevation", repr(height))
-    _sub(sph, "heading_deg", "0")
+    sph = sdf.sub(world, "spherical_coordinates")
+    sdf.sub(sph, "surface_model", "EARTH_WGS84")
+    sdf.sub(sph, "world_frame_orientation", "ENU")
+    sdf.sub(sph, "latitude_deg", repr(lat))
+    sdf.sub(sph, "longitude_deg", repr(lon))
+    sdf.sub(sph, "elevation", repr(height))
+    sdf.sub(sph, "heading_deg", "0")
 
-    sun = _sub(world, "light", type="directional", name="sun")
-    _sub(sun, "cast_shadows", "true")
-    _sub(sun, "pose", "0 0 10 0 0 0")
-    _sub(sun, "diffuse", "0.8 0.8 0.8 1")
-    _sub(sun, "specular", "0.8 0.8 0.8 1")
-    att = _sub(sun, "attenuation")
+    sun = sdf.sub(world, "light", type="directional", name="sun")
+    sdf.sub(sun, "cast_shadows", "true")
+    sdf.sub(sun, "pose", "0 0 10 0 0 0")
+    sdf.sub(sun, "diffuse", "0.8 0.8 0.8 1")
+    sdf.sub(sun, "specular", "0.8 0.8 0.8 1")
+    att = sdf.sub(sun, "attenuation")
     for tag, value in (("range", "1000"), ("constant", "0.9"), ("linear", "0.01"), ("quadratic", "0.001")):
-        _sub(att, tag, value)
-    _sub(sun, "direction", "-0.5 0.1 -0.9")
+        sdf.sub(att, tag, value)
+    sdf.sub(sun, "direction", "-0.5 0.1 -0.9")
 
     for inc in (WorldInclude(f"model://{model_name}", model_name, (0.0,) * 6), *includes):
-        include = _sub(world, "include")
-        _sub(include, "uri", inc.uri)
-        _sub(include, "name", inc.name)
-        _sub(include, "pose", _vec(inc.pose))
+        include = sdf.sub(world, "include")
+        sdf.sub(include, "uri", inc.uri)
+        sdf.sub(include, "name", inc.name)
+        sdf.sub(include, "pose", sdf.vec(inc.pose))
     return root

@@ -1,6 +1,7 @@
 """One simulated vehicle as a MAVLink system on loopback UDP, following ArduPilot SITL conventions.
 
-**Ports.**  SITL instance ``i`` sends to a ground station listening on UDP ``14550 + 10 i``
+**Ports** (:mod:`vlwm.sim.mavlink.ports`, :func:`~vlwm.sim.mavlink.ports.endpoint_ports`).  SITL
+instance ``i`` sends to a ground station listening on UDP ``14550 + 10 i``
 (``sim_vehicle.py --out udp:127.0.0.1:14550``).  So does vehicle ``i`` here: its socket binds
 ``127.0.0.1:(14550 + 10 i + 5)`` and sends every message to ``127.0.0.1:(14550 + 10 i)``, where a
 GCS or ``scripts/data_collection_mission.py --connect udp:127.0.0.1:14550`` listens (pymavlink's
@@ -38,15 +39,12 @@ import numpy as np
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
-from vlwm.sim.mavlink_items import MissionItem, attitude_ned, enu_to_ned, waypoint_item_seqs, write_wpl_items
+from vlwm.sim.mavlink.items import MissionItem, attitude_ned, enu_to_ned, waypoint_item_seqs, write_wpl_items
 from vlwm.sim.planning import PlanningError
 from vlwm.sim.qgc_wpl import latlon_to_local, local_to_latlon, waypoints_mission
 from vlwm.sim.vehicles import Drone
 from vlwm.world.scene import Scene
 
-GCS_PORT = 14550             #: SITL's default GCS port: vehicle i sends to GCS_PORT + PORT_STRIDE * i
-PORT_STRIDE = 10             #: SITL instance i shifts every port by 10 i
-VEHICLE_PORT_OFFSET = 5      #: the vehicle's own socket binds its GCS port + this (for udpout: clients)
 FAST_PERIOD_S = 0.1          #: position, attitude, VFR_HUD, MISSION_CURRENT every 0.1 s of sim time (10 Hz) ...
 FAST_MIN_WALL_S = 0.04       #: ... but never more often than every 0.04 s of wall time (fast mode)
 SLOW_PERIOD_S = 1.0          #: HEARTBEAT, SYS_STATUS, GPS_RAW_INT, EXTENDED_SYS_STATE every 1 s (sim or wall) ...
@@ -68,12 +66,6 @@ IGNORED_COMMANDS = frozenset({181, 183, 195, 197, 201, 202, 203, 205, 206, 214, 
 LOCAL_FRAMES = (mavlink.MAV_FRAME_LOCAL_NED, mavlink.MAV_FRAME_LOCAL_OFFSET_NED, mavlink.MAV_FRAME_BODY_NED,
                 mavlink.MAV_FRAME_BODY_OFFSET_NED, mavlink.MAV_FRAME_BODY_FRD)
 _RESUMABLE_STATES = (mavlink.MISSION_STATE_NOT_STARTED, mavlink.MISSION_STATE_PAUSED)
-
-# ENU <-> NED: world axes swap x/y and flip z; body FLU -> FRD flips y and z.
-def vehicle_ports(index: int, base: int = GCS_PORT) -> tuple[int, int]:
-    """(GCS port the vehicle sends to, port its own socket binds) of vehicle ``index``."""
-    gcs = base + PORT_STRIDE * index
-    return gcs, gcs + VEHICLE_PORT_OFFSET
 
 
 # ---------------------------------------------------------------------------------------------

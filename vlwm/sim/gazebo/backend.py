@@ -3,9 +3,9 @@
 What a session is (``<out>/gazebo_<YYYYmmdd_HHMMSS>/``, see docs/gazebo.md):
 
 * ``world/world.sdf`` — the scene exported by :func:`vlwm.world.export.export_gazebo` with one
-  ``<include>`` per vehicle (``world/models/vlwm_<vehicle id>/``, :mod:`vlwm.sim.gazebo_vehicles`),
-  vehicles placed like the built-in backend places them (:func:`~vlwm.sim.mavlink_server.drone_sites`,
-  :func:`~vlwm.sim.mavlink_server.place_rovers`), drones first.
+  ``<include>`` per vehicle (``world/models/vlwm_<vehicle id>/``, :mod:`vlwm.sim.gazebo.vehicle_models`),
+  vehicles placed like the built-in backend places them (:func:`~vlwm.sim.placement.drone_sites`,
+  :func:`~vlwm.sim.placement.place_rovers`), drones first.
 * ``gz sim`` on it (``-s --headless-rendering`` with ``--headless``; ``--iterations`` for
   ``--duration``); real-time factor ``--speed`` (``--fast``: as fast as possible).
 * one ArduPilot SITL per vehicle, run directly from ``<ardupilot>/build/sitl/bin`` with
@@ -23,6 +23,7 @@ Child processes run in their own process groups with logs under ``logs/``; Ctrl-
 end of ``--duration`` or any child exiting stops them all (bag first, so it closes cleanly).
 Before anything is written, :class:`Stack` checks that the stack is installed; what is missing is
 reported with exit code :data:`EXIT_STACK_MISSING`.  ``--dry-run`` prints the plan and writes nothing.
+The command itself (options, stack check, dry run) is :func:`vlwm.sim.cli.cmd_gazebo`.
 """
 
 from __future__ import annotations
@@ -34,21 +35,19 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 from vlwm.io.frames import matrix_to_quat
-from vlwm.sim.gazebo_vehicles import (VEHICLE_MODELS, BridgedTopic, SensorRig, Stack, VehicleModel, body_frame,
+from vlwm.sim.gazebo.vehicle_models import (VEHICLE_MODELS, BridgedTopic, SensorRig, Stack, VehicleModel, body_frame,
                                       model_folder, sensor_transforms, vehicle_topics, write_vehicle_model)
-from vlwm.sim.mavlink_endpoint import GCS_PORT, PORT_STRIDE
+from vlwm.sim.mavlink.ports import GCS_PORT, sitl_ports
+from vlwm.sim.placement import drone_sites, place_rovers
 from vlwm.world.export import PHYSICS_MAX_STEP_S, WorldInclude, export_gazebo
 from vlwm.world.scene import Scene
 
-FDM_PORT_BASE = 9002              #: ArduPilot SITL's JSON physics port; instance i uses + 10 i (PORT_STRIDE)
 FAST_REAL_TIME_FACTOR = -1.0      #: <= 0: gz steps as fast as it can (the value ArduPilot's example worlds use)
 FAST_SITL_SPEEDUP = 100.0         #: SITL's --speedup cap with --fast; lock-step with Gazebo sets the pace
 GZ_VERBOSITY = 3
@@ -272,15 +271,8 @@ def _calibration(v: "VehiclePlan") -> dict:
     return sensors
 
 
-def vehicle_ports(index: int, port_base: int) -> tuple[int, int]:
-    """(MAVLink GCS port, FDM port) of vehicle ``index``: both step by 10 per SITL instance."""
-    return port_base + PORT_STRIDE * index, FDM_PORT_BASE + PORT_STRIDE * index
-
-
 def spawn_poses(scene: Scene, drones: int, rovers: int) -> list[tuple[float, float, float, float, float, float]]:
     """Model-independent starts (x, y, ground z, 0, 0, yaw), drones first, placed as the built-in backend does."""
-    from vlwm.sim.mavlink_server import drone_sites, place_rovers
-
     sites = drone_sites(scene, drones)
     poses = [(float(s[0]), float(s[1]), float(s[2]), 0.0, 0.0, 0.0) for s in sites]
     for rover in place_rovers(scene, rovers, avoid=sites):
@@ -298,7 +290,7 @@ def plan_launch(config: GazeboConfig, scene: Scene, session_dir: str | os.PathLi
     counts = {"drone": 0, "rover": 0}
     for i, (kind, ground) in enumerate(zip(config.kinds, spawn_poses(scene, config.drones, config.rovers))):
         spec = VEHICLE_MODELS[kind]
-        gcs, fdm = vehicle_ports(i, config.port_base)
+        gcs, fdm = sitl_ports(i, config.port_base)
         pose = (ground[0], ground[1], ground[2] + spec.spawn_height_m, *ground[3:])
         rig = SensorRig.for_vehicle(kind, config.rate_hz, config.image_size, config.cameras, config.lidar)
         vehicles.append(VehiclePlan(f"{kind}_{counts[kind]}", kind, i, i + 1, gcs, fdm, pose, spec, rig))
@@ -455,82 +447,14 @@ def run_session(plan: LaunchPlan, log: Callable[[str], None] = print,
 
 
 # ---------------------------------------------------------------------------------------------
-# `vlwm sim-server --backend gazebo`
+# The session folder
 # ---------------------------------------------------------------------------------------------
 
 
-def config_from_args(args) -> GazeboConfig:
-    return GazeboConfig(drones=args.drones, rovers=args.rovers, headless=args.headless,
-                        speed=math.inf if args.fast else args.speed, duration_s=args.duration, rate_hz=args.rate,
-                        image_size=tuple(args.image_size), cameras=not args.no_cameras, lidar=not args.no_lidar,
-                        record=args.record, port_base=args.port_base, host=args.host, seed=args.seed)
-
-
-def _scene(args, out: Path, write: bool) -> tuple[Scene, str]:
-    """The scene and how the plan refers to it; with ``write=False`` an uncached scene is built in memory."""
-    from vlwm.world.sources import build_scene, world_scene_file
-
-    if write:
-        path = world_scene_file(args.world, out, args.city_seed, args.city_size)
-        return Scene.load(path), str(path)
-    if len(args.world) == 1 and args.world[0].endswith(".npz"):
-        return Scene.load(args.world[0]), args.world[0]
-    name = (f"procedural_seed{args.city_seed}_{int(args.city_size or 1000)}m.npz" if args.world == ["procedural"]
-            else "_".join(Path(w).stem for w in args.world)[:80] + ".npz")
-    cached = out / "scenes" / name
-    if cached.exists():
-        return Scene.load(cached), str(cached)
-    return build_scene(args.world, seed=args.city_seed, size=args.city_size), f"{cached} (would be built and cached)"
-
-
 def new_session_dir(out: Path) -> Path:
+    """A session folder path that does not exist yet: ``<out>/gazebo_<YYYYmmdd_HHMMSS>[_k]`` (not created)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
     path, k = out / f"gazebo_{stamp}", 1
     while path.exists():
         path, k = out / f"gazebo_{stamp}_{k}", k + 1
     return path
-
-
-def cmd_gazebo(args, missing_hint: str, log: Callable[[str], None] = print) -> int:
-    """Check the stack, plan, (unless --dry-run) write the session and run it."""
-    config = config_from_args(args)
-    stack = Stack.detect(os.environ, args.ardupilot_dir)
-    missing = stack.missing(config.kinds, config.record)
-    if missing and not args.dry_run:
-        print("vlwm sim-server: --backend gazebo cannot start, the stack is incomplete:\n"
-              + "".join(f"  - {m}\n" for m in missing)
-              + f"{missing_hint[:1].upper()}{missing_hint[1:]}.  (If it is installed, `source ~/.occworld_env.sh` "
-              "first.)", file=sys.stderr)
-        return EXIT_STACK_MISSING
-    if not args.no_traffic:
-        log("sim-server: note: the gazebo backend has no traffic (the city model is static)")
-    out = Path(args.out)
-    scene, scene_ref = _scene(args, out, write=not args.dry_run)
-    plan = plan_launch(config, scene, new_session_dir(out.resolve()), stack, scene_ref)
-    if args.dry_run:
-        log("sim-server: dry run: nothing is written or started")
-        for line in plan.describe():
-            log(line)
-        for m in missing:
-            log(f"sim-server: stack incomplete: {m}")
-        if missing:
-            log(f"sim-server: {missing_hint}")
-        return 0
-    write_session(plan, scene, stack)
-    for line in plan.describe():
-        log(f"sim-server: {line}")
-    stop = threading.Event()
-    handlers = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    t0 = time.perf_counter()
-    try:
-        status = run_session(plan, log, stop)
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
-    where = f"; bag: {plan.bag_dir}" if config.record else ""
-    log(f"sim-server: {'complete' if status == 0 else 'failed'} after {time.perf_counter() - t0:.1f} s{where}")
-    if config.record:
-        log("sim-server: convert it into one recording per vehicle, then its occupancy, with:")
-        for cmd in (*plan.import_commands(), *plan.gt_commands()):
-            log(f"  {shlex.join(cmd)}")
-    return status

@@ -42,6 +42,7 @@ import numpy as np
 
 from vlwm.sim.camera import CameraConfig, camera_rig
 from vlwm.sim.lidar import LidarConfig, drone_lidar, rover_lidar
+from vlwm.world import sdf
 
 TOPIC_ROOT = "/vlwm"                     #: every recorded Gazebo/ROS topic is /vlwm/<vehicle id>/...
 SENSOR_LINK = "vlwm_sensors"             #: the added link; its frame is the vehicle body frame
@@ -55,6 +56,7 @@ ARDUPILOT_PLUGIN = "ArduPilotPlugin"     #: filename and name of ArduPilot's Gaz
 MODEL_FOLDER_PREFIX = "vlwm_"            #: models/<prefix><vehicle id>/, so they cannot shadow the user's models
 PLUGIN_LIBRARY = "libArduPilotPlugin.so"
 ARDUPILOT_DIR_ENV = "OCCWORLD_ARDUPILOT_DIR"   #: set by ~/.occworld_env.sh
+SDF_DECIMALS = 9                         #: numbers in the vehicle SDF are rounded to 1e-9 m / rad
 
 
 @dataclass(frozen=True)
@@ -177,84 +179,72 @@ def find_model(name: str, resource_dirs: Sequence[os.PathLike | str]) -> Path | 
     return None
 
 
-def _sub(parent: ET.Element, tag: str, text: object | None = None, **attrib: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, attrib)
-    if text is not None:
-        el.text = str(text)
-    return el
-
-
-def _num(x: float) -> str:
-    x = float(x)
-    return str(int(x)) if x.is_integer() else repr(round(x, 9))
-
-
 def _pose(xyz, rpy=(0.0, 0.0, 0.0)) -> str:
-    return " ".join(_num(v) for v in (*xyz, *rpy))
+    return sdf.vec((*xyz, *rpy), SDF_DECIMALS)
 
 
 def _camera_sensor(cam: CameraConfig, vehicle_id: str, rate_hz: float) -> ET.Element:
     sensor = ET.Element("sensor", name=cam.name, type="camera")
-    _sub(sensor, "pose", _pose(cam.mount_xyz, cam.mount_rpy))     # looks along its +x = our view frame
-    _sub(sensor, "topic", camera_topic(vehicle_id, cam.name))
-    _sub(sensor, "gz_frame_id", f"{vehicle_id}/{cam.name}")
-    _sub(sensor, "update_rate", _num(rate_hz))
-    _sub(sensor, "always_on", "1")
-    camera = _sub(sensor, "camera")
-    _sub(camera, "horizontal_fov", _num(math.radians(cam.fov_x_deg)))
-    image = _sub(camera, "image")
-    _sub(image, "width", cam.width)
-    _sub(image, "height", cam.height)
-    _sub(image, "format", CAMERA_IMAGE_FORMAT)
-    clip = _sub(camera, "clip")
-    _sub(clip, "near", _num(CAMERA_NEAR_CLIP_M))
-    _sub(clip, "far", _num(cam.max_range))
+    sdf.sub(sensor, "pose", _pose(cam.mount_xyz, cam.mount_rpy))     # looks along its +x = our view frame
+    sdf.sub(sensor, "topic", camera_topic(vehicle_id, cam.name))
+    sdf.sub(sensor, "gz_frame_id", f"{vehicle_id}/{cam.name}")
+    sdf.sub(sensor, "update_rate", sdf.num(rate_hz, SDF_DECIMALS))
+    sdf.sub(sensor, "always_on", "1")
+    camera = sdf.sub(sensor, "camera")
+    sdf.sub(camera, "horizontal_fov", sdf.num(math.radians(cam.fov_x_deg), SDF_DECIMALS))
+    image = sdf.sub(camera, "image")
+    sdf.sub(image, "width", cam.width)
+    sdf.sub(image, "height", cam.height)
+    sdf.sub(image, "format", CAMERA_IMAGE_FORMAT)
+    clip = sdf.sub(camera, "clip")
+    sdf.sub(clip, "near", sdf.num(CAMERA_NEAR_CLIP_M, SDF_DECIMALS))
+    sdf.sub(clip, "far", sdf.num(cam.max_range, SDF_DECIMALS))
     return sensor
 
 
 def _lidar_sensor(lidar: LidarConfig, vehicle_id: str, rate_hz: float) -> ET.Element:
     sensor = ET.Element("sensor", name="lidar", type="gpu_lidar")
-    _sub(sensor, "pose", _pose(lidar.mount_xyz, lidar.mount_rpy))
-    _sub(sensor, "topic", lidar_topic(vehicle_id))
-    _sub(sensor, "gz_frame_id", f"{vehicle_id}/lidar")
-    _sub(sensor, "update_rate", _num(rate_hz))
-    _sub(sensor, "always_on", "1")
-    scan = _sub(_sub(sensor, "lidar"), "scan")
+    sdf.sub(sensor, "pose", _pose(lidar.mount_xyz, lidar.mount_rpy))
+    sdf.sub(sensor, "topic", lidar_topic(vehicle_id))
+    sdf.sub(sensor, "gz_frame_id", f"{vehicle_id}/lidar")
+    sdf.sub(sensor, "update_rate", sdf.num(rate_hz, SDF_DECIMALS))
+    sdf.sub(sensor, "always_on", "1")
+    scan = sdf.sub(sdf.sub(sensor, "lidar"), "scan")
     # gz spaces samples from min to max inclusive: stop one column short of +pi so the
     # `columns` azimuths are distinct and 2 pi / columns apart, as in our sweep.
     for axis, samples, lo, hi in (
             ("horizontal", lidar.columns, -math.pi, math.pi - 2 * math.pi / lidar.columns),
             ("vertical", lidar.beams, math.radians(lidar.fov_down_deg), math.radians(lidar.fov_up_deg))):
-        el = _sub(scan, axis)
-        _sub(el, "samples", samples)
-        _sub(el, "resolution", "1")
-        _sub(el, "min_angle", _num(lo))
-        _sub(el, "max_angle", _num(hi))
-    rng = _sub(sensor.find("lidar"), "range")
-    _sub(rng, "min", _num(lidar.min_range))
-    _sub(rng, "max", _num(lidar.max_range))
-    _sub(rng, "resolution", _num(LIDAR_RANGE_RESOLUTION_M))
+        el = sdf.sub(scan, axis)
+        sdf.sub(el, "samples", samples)
+        sdf.sub(el, "resolution", "1")
+        sdf.sub(el, "min_angle", sdf.num(lo, SDF_DECIMALS))
+        sdf.sub(el, "max_angle", sdf.num(hi, SDF_DECIMALS))
+    rng = sdf.sub(sensor.find("lidar"), "range")
+    sdf.sub(rng, "min", sdf.num(lidar.min_range, SDF_DECIMALS))
+    sdf.sub(rng, "max", sdf.num(lidar.max_range, SDF_DECIMALS))
+    sdf.sub(rng, "resolution", sdf.num(LIDAR_RANGE_RESOLUTION_M, SDF_DECIMALS))
     return sensor
 
 
 def sensor_link(spec: VehicleModel, vehicle_id: str, rig: SensorRig) -> list[ET.Element]:
     """The ``vlwm_sensors`` link (frame = body frame) with the rig's sensors, and its fixed joint."""
     link = ET.Element("link", name=SENSOR_LINK)
-    _sub(link, "pose", _pose(spec.body_origin))
-    inertial = _sub(link, "inertial")
-    _sub(inertial, "mass", _num(SENSOR_LINK_MASS_KG))
-    inertia = _sub(inertial, "inertia")
+    sdf.sub(link, "pose", _pose(spec.body_origin))
+    inertial = sdf.sub(link, "inertial")
+    sdf.sub(inertial, "mass", sdf.num(SENSOR_LINK_MASS_KG, SDF_DECIMALS))
+    inertia = sdf.sub(inertial, "inertia")
     for k in ("ixx", "iyy", "izz"):
-        _sub(inertia, k, _num(SENSOR_LINK_INERTIA))
+        sdf.sub(inertia, k, sdf.num(SENSOR_LINK_INERTIA, SDF_DECIMALS))
     for k in ("ixy", "ixz", "iyz"):
-        _sub(inertia, k, "0")
+        sdf.sub(inertia, k, "0")
     if rig.lidar is not None:
         link.append(_lidar_sensor(rig.lidar, vehicle_id, rig.rate_hz))
     for cam in rig.cameras:
         link.append(_camera_sensor(cam, vehicle_id, rig.rate_hz))
     joint = ET.Element("joint", name=f"{SENSOR_LINK}_joint", type="fixed")
-    _sub(joint, "parent", spec.base_link)
-    _sub(joint, "child", SENSOR_LINK)
+    sdf.sub(joint, "parent", spec.base_link)
+    sdf.sub(joint, "child", SENSOR_LINK)
     return [link, joint]
 
 
@@ -262,13 +252,13 @@ def odometry_plugin(spec: VehicleModel, vehicle_id: str) -> ET.Element:
     """gz-sim OdometryPublisher: world pose of the model frame times the offset = the body origin's pose."""
     plugin = ET.Element("plugin", filename="gz-sim-odometry-publisher-system",
                         name="gz::sim::systems::OdometryPublisher")
-    _sub(plugin, "odom_frame", "world")
-    _sub(plugin, "robot_base_frame", body_frame(vehicle_id))
-    _sub(plugin, "odom_topic", odometry_topic(vehicle_id))
-    _sub(plugin, "odom_publish_frequency", _num(ODOMETRY_RATE_HZ))
-    _sub(plugin, "dimensions", "3")
-    _sub(plugin, "xyz_offset", " ".join(_num(v) for v in spec.body_origin))
-    _sub(plugin, "rpy_offset", "0 0 0")
+    sdf.sub(plugin, "odom_frame", "world")
+    sdf.sub(plugin, "robot_base_frame", body_frame(vehicle_id))
+    sdf.sub(plugin, "odom_topic", odometry_topic(vehicle_id))
+    sdf.sub(plugin, "odom_publish_frequency", sdf.num(ODOMETRY_RATE_HZ, SDF_DECIMALS))
+    sdf.sub(plugin, "dimensions", "3")
+    sdf.sub(plugin, "xyz_offset", sdf.vec(spec.body_origin, SDF_DECIMALS))
+    sdf.sub(plugin, "rpy_offset", "0 0 0")
     return plugin
 
 
@@ -296,7 +286,7 @@ def vehicle_model_sdf(base_dir: Path, spec: VehicleModel, vehicle_id: str, fdm_p
     for plugin in plugins:
         port = plugin.find("fdm_port_in")
         if port is None:
-            port = _sub(plugin, "fdm_port_in")
+            port = sdf.sub(plugin, "fdm_port_in")
         port.text = str(fdm_port)
     for uri in model.iter("uri"):
         text = (uri.text or "").strip()
@@ -316,10 +306,10 @@ def write_vehicle_model(base_dir: Path, spec: VehicleModel, vehicle_id: str, fdm
     folder.mkdir(parents=True, exist_ok=True)
     _write(folder / "model.sdf", root)
     config = ET.Element("model")
-    _sub(config, "name", model_folder(vehicle_id))
-    _sub(config, "version", "1.0")
-    _sub(config, "sdf", "model.sdf", version=root.get("version", "1.9"))
-    _sub(config, "description", f"vlwm {spec.kind} {vehicle_id}: {spec.base_model} ({base_dir}) on ArduPilot "
+    sdf.sub(config, "name", model_folder(vehicle_id))
+    sdf.sub(config, "version", "1.0")
+    sdf.sub(config, "sdf", "model.sdf", version=root.get("version", "1.9"))
+    sdf.sub(config, "description", f"vlwm {spec.kind} {vehicle_id}: {spec.base_model} ({base_dir}) on ArduPilot "
                                 f"FDM port {fdm_port}, with the recorded sensors on link {SENSOR_LINK}")
     _write(folder / "model.config", config)
     return folder

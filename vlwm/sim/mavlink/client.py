@@ -20,9 +20,7 @@ Every wait has a timeout, and every failure says what did not answer and what to
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,9 +32,11 @@ from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from vlwm.labels import CityClass
-from vlwm.sim.mavlink_endpoint import STATUSTEXT_LEN
-from vlwm.sim.mavlink_items import MissionItem, read_wpl_items
-from vlwm.sim.missions import Mission, orbit_mission, patrol_mission, route_mission, survey_mission
+from vlwm.sim.mavlink.endpoint import STATUSTEXT_LEN
+from vlwm.sim.mavlink.items import MissionItem, read_wpl_items
+from vlwm.sim.mission_spec import MissionSpec
+from vlwm.sim.mission_types import Mission
+from vlwm.sim.missions import orbit_mission, patrol_mission, route_mission, survey_mission
 from vlwm.sim.qgc_wpl import latlon_to_local, write_qgc_wpl
 from vlwm.world.builder import SceneBuilder
 from vlwm.world.geo import GeoOrigin
@@ -44,7 +44,6 @@ from vlwm.world.scene import Scene
 from vlwm.world.terrain import Terrain
 
 DEFAULT_CONNECT = "udp:127.0.0.1:14550"
-PATTERNS = ("survey", "orbit", "patrol", "route", "waypoints")
 HEARTBEAT_TIMEOUT_S = 10.0    #: wall seconds to wait for the vehicle's first heartbeat
 REPLY_TIMEOUT_S = 2.0         #: wall seconds to wait for one reply (ACK, mission item) ...
 RETRIES = 3                   #: ... sent again this many times
@@ -64,38 +63,12 @@ class MissionError(RuntimeError):
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """A data-collection mission as the command line states it."""
+    """A data-collection flight as the command line states it: the mission and how to reach the vehicle."""
 
+    mission: MissionSpec = field(default_factory=MissionSpec)
+    """What to fly; positions are metres east, north of the vehicle's home (:mod:`vlwm.sim.mission_spec`)."""
     connect: str = DEFAULT_CONNECT
     """pymavlink address: ``udp:HOST:PORT`` listens (SITL/sim-server send there), ``udpout:``, ``tcp:``."""
-    vehicle: str = "drone"
-    """'drone' or 'rover': what the vehicle at ``connect`` must be."""
-    pattern: str = "survey"
-    """One of :data:`PATTERNS`."""
-    size: float = 100.0
-    """Survey square side, m."""
-    spacing: float = 15.0
-    """Survey line spacing, m."""
-    altitude: float = 30.0
-    """Flight height above home, m."""
-    radius: float = 40.0
-    """Orbit radius, m."""
-    laps: float = 1.0
-    """Orbit laps."""
-    center: tuple[float, float] | None = None
-    """Survey/orbit centre, metres (east, north) from home; None: home (survey), radius + 10 m west (orbit)."""
-    target: str | None = None
-    """Orbit this building (scene instance name); needs ``scene``."""
-    goal: tuple[float, float] | None = None
-    """Rover route goal, metres (east, north) from home."""
-    goals: int = 4
-    """Patrol goals."""
-    seed: int = 0
-    """Patrol seed."""
-    speed: float | None = None
-    """Cruise speed, m/s (DO_CHANGE_SPEED); None: the vehicle's."""
-    waypoints_file: str | None = None
-    """QGC WPL 110 file to upload as is (pattern 'waypoints')."""
     scene: str | None = None
     """Scene file (.npz) the vehicle flies in: obstacles, buildings and roads for the builders."""
     save_mission: str | None = None
@@ -108,16 +81,11 @@ class ClientConfig:
     """Read the mission back after uploading and check it is the same."""
 
     def __post_init__(self):
-        if self.vehicle not in ("drone", "rover"):
-            raise ValueError(f"vehicle must be 'drone' or 'rover', got {self.vehicle!r}")
-        if self.pattern not in PATTERNS:
-            raise ValueError(f"pattern {self.pattern!r} is not one of {PATTERNS}")
-        if self.vehicle == "rover" and self.pattern in ("survey", "orbit"):
-            raise ValueError(f"a rover cannot fly a {self.pattern!r}: use 'patrol', 'route' or 'waypoints'")
-        if self.pattern == "waypoints" and not self.waypoints_file:
-            raise ValueError("pattern 'waypoints' needs a QGC WPL file (--waypoints FILE)")
-        if self.scene is None and (self.pattern in ("patrol", "route") or self.target is not None):
-            raise ValueError(f"pattern {self.pattern!r}{' around a building' if self.target else ''} needs the "
+        m = self.mission
+        if m.start is not None:
+            raise ValueError("the mission client's route starts where the rover is: give only --goal DX,DY")
+        if self.scene is None and (m.pattern in ("patrol", "route") or m.target is not None):
+            raise ValueError(f"pattern {m.pattern!r}{' around a building' if m.target else ''} needs the "
                              f"scene's buildings and roads: give --scene SCENE.npz")
 
 
@@ -157,28 +125,29 @@ def flat_world(geo: GeoOrigin, half: float = FLAT_WORLD_HALF_M) -> Scene:
     return builder.build(terrain, geo, meta={"source": "flat world (mission client)"})
 
 
-def build_mission(cfg: ClientConfig, scene: Scene, home_xyz: np.ndarray) -> Mission:
-    """The mission ``cfg`` describes, around ``home_xyz`` (3,) local ENU m in ``scene``."""
+def mission_around_home(spec: MissionSpec, scene: Scene, home_xyz: np.ndarray) -> Mission:
+    """The mission ``spec`` describes (offsets in metres east, north of home), around ``home_xyz`` (3,)
+    local ENU m in ``scene``."""
     home_xy = np.asarray(home_xyz, np.float64)[:2]
-    kw = dict(speed=cfg.speed, home_xy=home_xy)
-    if cfg.pattern == "survey":
-        center = home_xy + (cfg.center or (0.0, 0.0))
-        return survey_mission(scene, center, size=cfg.size, spacing=cfg.spacing, altitude=cfg.altitude, **kw)
-    if cfg.pattern == "orbit":
-        center = cfg.target if cfg.target is not None else \
-            home_xy + (cfg.center if cfg.center is not None else (-(cfg.radius + 10.0), 0.0))
-        return orbit_mission(scene, center, radius=cfg.radius, altitude=cfg.altitude, laps=cfg.laps, **kw)
-    if cfg.pattern == "patrol":
-        return patrol_mission(scene, cfg.vehicle, cfg.goals, cfg.seed, altitude=cfg.altitude, home_xy=home_xy)
-    if cfg.goal is None:
+    kw = dict(speed=spec.speed, home_xy=home_xy)
+    if spec.pattern == "survey":
+        center = home_xy + (spec.center or (0.0, 0.0))
+        return survey_mission(scene, center, size=spec.size, spacing=spec.spacing, altitude=spec.altitude, **kw)
+    if spec.pattern == "orbit":
+        center = spec.target if spec.target is not None else \
+            home_xy + (spec.center if spec.center is not None else (-(spec.radius + 10.0), 0.0))
+        return orbit_mission(scene, center, radius=spec.radius, altitude=spec.altitude, laps=spec.laps, **kw)
+    if spec.pattern == "patrol":
+        return patrol_mission(scene, spec.vehicle, spec.goals, spec.seed, altitude=spec.altitude, home_xy=home_xy)
+    if spec.goal is None:
         raise ValueError("pattern 'route' needs --goal DX,DY (metres east, north of the rover)")
-    return route_mission(scene, home_xy, home_xy + cfg.goal)
+    return route_mission(scene, home_xy, home_xy + spec.goal)
 
 
 def mission_items(cfg: ClientConfig, home_lla: tuple[float, float, float], folder: Path) -> list[MissionItem]:
     """The items to upload (item 0 = home): a WPL file as is, or a mission built around home."""
-    if cfg.pattern == "waypoints":
-        return [it._replace(seq=i) for i, it in enumerate(read_wpl_items(cfg.waypoints_file))]
+    if cfg.mission.pattern == "waypoints":
+        return [it._replace(seq=i) for i, it in enumerate(read_wpl_items(cfg.mission.waypoints_file))]
     if cfg.scene is not None:
         scene = Scene.load(cfg.scene)
         home = latlon_to_local(scene.geo, *home_lla)[0]
@@ -188,7 +157,7 @@ def mission_items(cfg: ClientConfig, home_lla: tuple[float, float, float], folde
                                f"outside the scene {cfg.scene}: is it the scene the simulator runs?")
     else:
         scene, home = flat_world(home_frame(*home_lla)), np.zeros(3)
-    mission = build_mission(cfg, scene, home)
+    mission = mission_around_home(cfg.mission, scene, home)
     path = write_qgc_wpl(mission, Path(cfg.save_mission) if cfg.save_mission else folder / "mission.waypoints",
                          scene.geo)
     return read_wpl_items(path)
@@ -470,9 +439,9 @@ def fly(cfg: ClientConfig, log: Callable[[str], None] = print) -> FlightReport:
 def _fly(link: VehicleLink, cfg: ClientConfig, log) -> FlightReport:
     hb = link.heartbeat
     is_rover = hb.type in (mavlink.MAV_TYPE_GROUND_ROVER, mavlink.MAV_TYPE_SURFACE_BOAT)
-    if is_rover != (cfg.vehicle == "rover"):
+    if is_rover != (cfg.mission.vehicle == "rover"):
         kind = mavlink.enums["MAV_TYPE"][hb.type].name
-        raise MissionError(f"--vehicle {cfg.vehicle}, but the vehicle on {cfg.connect} is a {kind} (sysid "
+        raise MissionError(f"--vehicle {cfg.mission.vehicle}, but the vehicle on {cfg.connect} is a {kind} (sysid "
                            f"{link.target[0]}): connect to the other vehicle's port (vehicle i: 14550 + 10 i)")
     log(f"connected to sysid {link.target[0]} ({mavlink.enums['MAV_TYPE'][hb.type].name}) on {cfg.connect}")
     home = link.request_home()
@@ -480,7 +449,7 @@ def _fly(link: VehicleLink, cfg: ClientConfig, log) -> FlightReport:
     with tempfile.TemporaryDirectory(prefix="vlwm_mission_") as tmp:
         items = mission_items(cfg, home, Path(tmp))
     report = FlightReport(uploaded=items, home=home)
-    log(f"uploading {len(items) - 1} mission items ({cfg.pattern})")
+    log(f"uploading {len(items) - 1} mission items ({cfg.mission.pattern})")
     link.upload(items)
     if cfg.verify:
         report.downloaded = link.download()
@@ -494,10 +463,10 @@ def _fly(link: VehicleLink, cfg: ClientConfig, log) -> FlightReport:
     last = nav[-1].seq
     ends_landed = nav[-1].command in (mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH, mavlink.MAV_CMD_NAV_LAND)
     timeout = cfg.mission_timeout or time_bound(items, home)
-    if cfg.vehicle == "drone":
+    if cfg.mission.vehicle == "drone":
         takeoff = next((it for it in nav if it.command == mavlink.MAV_CMD_NAV_TAKEOFF), None)
         relative = (mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT, mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT)
-        altitude = takeoff.z if takeoff is not None and takeoff.frame in relative else cfg.altitude
+        altitude = takeoff.z if takeoff is not None and takeoff.frame in relative else cfg.mission.altitude
         link.set_mode("GUIDED")
         if link.armed and link.position is not None and link.position.relative_alt > 1000:
             log("already flying: no takeoff")
@@ -520,7 +489,7 @@ def _fly(link: VehicleLink, cfg: ClientConfig, log) -> FlightReport:
                                         and cur.mission_state == mavlink.MISSION_STATE_COMPLETE)
 
     link.follow(finished, timeout, "the mission's last item")
-    if cfg.vehicle == "drone":
+    if cfg.mission.vehicle == "drone":
         if not ends_landed:
             link.set_mode("RTL")
         link.follow(lambda: not link.armed, timeout, "landing and disarming")
@@ -533,79 +502,3 @@ def _fly(link: VehicleLink, cfg: ClientConfig, log) -> FlightReport:
         report.final = (p.lat / 1e7, p.lon / 1e7, p.relative_alt / 1000.0)
     log(f"mission complete: {len(report.reached)} items reached, vehicle {'armed' if report.armed else 'disarmed'}")
     return report
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------
-
-
-def _offset(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected DX,DY in metres (e.g. 20,-10), got {text!r}") from None
-    return x, y
-
-
-def add_mission_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--connect", default=DEFAULT_CONNECT,
-                   help=f"MAVLink address (default {DEFAULT_CONNECT}: listen where vehicle 0 sends)")
-    p.add_argument("--vehicle", choices=("drone", "rover"), default="drone")
-    p.add_argument("--pattern", choices=PATTERNS, default="survey")
-    p.add_argument("--size", type=float, default=100.0, help="survey square side, m")
-    p.add_argument("--spacing", type=float, default=15.0, help="survey line spacing, m")
-    p.add_argument("--altitude", type=float, default=30.0, help="flight height above home, m")
-    p.add_argument("--radius", type=float, default=40.0, help="orbit radius, m")
-    p.add_argument("--laps", type=float, default=1.0, help="orbit laps")
-    p.add_argument("--center", type=_offset, help="survey/orbit centre DX,DY: metres east, north of home")
-    p.add_argument("--target", help="orbit this building (scene instance name; needs --scene)")
-    p.add_argument("--goal", type=_offset, help="rover route goal DX,DY: metres east, north of the rover")
-    p.add_argument("--goals", type=int, default=4, help="patrol goals")
-    p.add_argument("--seed", type=int, default=0, help="patrol seed")
-    p.add_argument("--speed", type=float, help="cruise speed, m/s (default: the vehicle's)")
-    p.add_argument("--waypoints", help="QGC WPL 110 file to upload as is (pattern waypoints)")
-    p.add_argument("--scene", help="scene .npz the simulator runs (its buildings and roads: patrol, route, --target)")
-    p.add_argument("--save-mission", help="write the uploaded mission to this QGC WPL file")
-    p.add_argument("--heartbeat-timeout", type=float, default=HEARTBEAT_TIMEOUT_S,
-                   help="seconds to wait for the vehicle")
-    p.add_argument("--timeout", type=float,
-                   help="seconds of vehicle time for the flight (default: a bound from the mission's length)")
-    p.add_argument("--no-verify", action="store_true", help="do not read the mission back after uploading")
-
-
-def config_from_args(args: argparse.Namespace) -> ClientConfig:
-    return ClientConfig(connect=args.connect, vehicle=args.vehicle, pattern=args.pattern, size=args.size,
-                        spacing=args.spacing, altitude=args.altitude, radius=args.radius, laps=args.laps,
-                        center=args.center, target=args.target, goal=args.goal, goals=args.goals, seed=args.seed,
-                        speed=args.speed, waypoints_file=args.waypoints, scene=args.scene,
-                        save_mission=args.save_mission, heartbeat_timeout=args.heartbeat_timeout,
-                        mission_timeout=args.timeout, verify=not args.no_verify)
-
-
-def cmd_mission(args: argparse.Namespace) -> int:
-    try:
-        fly(config_from_args(args))
-    except (ConnectionError, MissionError, ValueError, OSError) as exc:
-        print(f"data_collection_mission: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def add_mavlink_mission_parser(sub) -> argparse.ArgumentParser:
-    """Register ``vlwm mavlink-mission`` (the same as scripts/data_collection_mission.py)."""
-    s = sub.add_parser("mavlink-mission", help="fly a data-collection mission over MAVLink (SITL or sim-server)",
-                       description=__doc__.split("\n\n")[0])
-    add_mission_arguments(s)
-    s.set_defaults(func=cmd_mission)
-    return s
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="data_collection_mission.py", description=__doc__.split("\n\n")[0])
-    add_mission_arguments(p)
-    return cmd_mission(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """MAVLink <-> our frames and mission items: ENU/NED conversion, attitude, QGC WPL item files.
 
-Shared by the simulator's endpoint (:mod:`vlwm.sim.mavlink_endpoint`) and the mission client
-(:mod:`vlwm.sim.mission_client`).  MAVLink speaks NED (x north, y east, z down; yaw clockwise from
+Shared by the simulator's endpoint (:mod:`vlwm.sim.mavlink.endpoint`) and the mission client
+(:mod:`vlwm.sim.mavlink.client`).  MAVLink speaks NED (x north, y east, z down; yaw clockwise from
 north; body x forward, y right, z down); the scene is local ENU with FLU bodies.
 """
 
