@@ -43,7 +43,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from vlwm.benchmark.evaluate import (DEFAULT_MODEL_CONFIG, baseline_forecast, checkpoint_forecast, default_out,
+    from vlwm.benchmark.evaluate import (DEFAULT_MODEL_CONFIG, SCORING_THREADS, baseline_forecast, checkpoint_forecast, default_out,
                                          markdown_table, predictions_forecast, score, write_results)
     from vlwm.benchmark.layout import read_info, read_windows
     from vlwm.gt.grid import GridSpec
@@ -66,7 +66,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if i == n or i % 50 == 0:
             print(f"  {i}/{n} windows", flush=True)
 
-    results = score(bench, method, forecast, max_windows=args.max_windows, progress=progress)
+    results = score(bench, method, forecast, max_windows=args.max_windows, progress=progress,
+                    threads=None if args.checkpoint else SCORING_THREADS)
     if args.checkpoint:
         results["source"] = {"checkpoint": str(args.checkpoint), "config": str(config)}
     elif args.predictions:
