@@ -15,6 +15,7 @@ traffic (shared by all of its agents) has seed ``s``.
 from __future__ import annotations
 
 import datetime
+import math
 import shutil
 import time
 from pathlib import Path
@@ -63,6 +64,15 @@ def build_scene(district: District, plateau_dir: Path):
 
     extra = RESIDENTIAL if district.style == "residential" else {}
     return generate_city(CityConfig(seed=district.seed, size=district.size, **extra))
+
+
+def recorded_seconds(preset: Preset, agent: Agent) -> float:
+    """Seconds recorded for ``agent``: ``preset.duration_s`` at mission altitude, plus, for drones,
+    the vertical takeoff to it (at the simulator's takeoff speed)."""
+    from vlwm.sim.drone import DroneLimits
+
+    climb = agent.altitude / DroneLimits().takeoff_speed if agent.vehicle == "drone" else 0.0
+    return float(preset.duration_s + math.ceil(climb))
 
 
 def _centre(scene) -> tuple[float, float]:
@@ -179,11 +189,14 @@ def build_benchmark(preset: Preset, out: Path, plateau_dir: Path | None = None, 
         t0 = time.perf_counter()
         traffic = TrafficConfig(seed=district.seed, cars=preset.traffic_cars) if district.source == "procedural" \
             else TrafficConfig(seed=district.seed, **PLATEAU_TRAFFIC)
-        sim = SimConfig(frame_rate_hz=preset.frame_rate_hz, duration_s=preset.duration_s, seed=district.seed,
-                        record_cameras=False, record_lidar=True, traffic=traffic)
         root = split_root(out, district.split)
-        paths = run_jobs(scene_path, [s for _, _, s in specs], root, sim, workers=workers, progress=False,
-                         names=[n for n, _, _ in specs], start=epoch)
+        for seconds in sorted({recorded_seconds(preset, a) for _, a, _ in specs}):     # one run per length
+            batch = [(n, s) for n, a, s in specs if recorded_seconds(preset, a) == seconds]
+            sim = SimConfig(frame_rate_hz=preset.frame_rate_hz, duration_s=seconds, seed=district.seed,
+                            record_cameras=False, record_lidar=True, traffic=traffic)
+            run_jobs(scene_path, [s for _, s in batch], root, sim, workers=workers, progress=False,
+                     names=[n for n, _ in batch], start=epoch)
+        paths = [root / n for n, _, _ in specs]
         timings["simulate"] += time.perf_counter() - t0
         log(f"  {district.name} ({district.split}): {info['buildings']} buildings, {len(paths)} recordings")
 

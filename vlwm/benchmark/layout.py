@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vlwm.benchmark.presets import SPLIT_NAMES
+from vlwm.benchmark.presets import CRUISE_FRACTION, SPLIT_NAMES
 
 MANIFEST_FILE = "MANIFEST.json"
 INFO_FILE = "benchmark.json"
@@ -81,16 +81,25 @@ def window_id(sequence: str, first_frame: int) -> str:
 def build_window_index(bench: Path, info: dict[str, Any]) -> list[dict[str, Any]]:
     """The scored test windows, in dataset order (``info['eval_window_stride']`` apart).
 
+    A drone window is scored once the drone flies at its mission altitude: its first frame's
+    height above the ground is at least :data:`~vlwm.benchmark.presets.CRUISE_FRACTION` of it.
+
     Each entry: ``id``, ``index`` (position in the test dataset), ``sequence``, ``frames`` (the
     T_h + T_f recorded frame numbers), ``district``, ``agent``, ``pattern``, ``altitude_m``,
     ``band`` (drones' altitude band, None for rovers).
     """
     ds = split_dataset(bench, "test", info, info["eval_window_stride"])
     seqs = {s["name"]: s for s in info["sequences"]}
+    records = {rec.name: rec for rec in ds.records}
     out = []
     for i in range(len(ds)):
         name, frames = ds.window(i)
         s = seqs[name]
+        if s["agent"] == "drone":
+            rec = records[name]
+            pos = int(frames[0]) - rec.first_frame
+            if rec.poses[pos, 2] - rec.ground_z[pos] < CRUISE_FRACTION * s["altitude_m"]:
+                continue
         out.append({"id": window_id(name, int(frames[0])), "index": i, "sequence": name,
                     "frames": [int(f) for f in frames], "district": s["district"], "agent": s["agent"],
                     "pattern": s["pattern"], "altitude_m": s["altitude_m"], "band": s["band"]})

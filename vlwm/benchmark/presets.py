@@ -29,6 +29,9 @@ RECORDING_EPOCH = "2025-01-01T00:00:00"
 FRAME_RATE_HZ = 2.0
 HISTORY_FRAMES = 4
 FUTURE_FRAMES = 6
+#: A drone's test windows start once it is this close to its mission altitude (fraction): the
+#: takeoff (a vertical climb at 2 m/s, a minute for 120 m) is recorded and trained on, not scored.
+CRUISE_FRACTION = 0.9
 #: Drone altitude bands of the per-band breakdown: name -> [low, high) mission altitude (m).
 ALTITUDE_BANDS: dict[str, tuple[float, float]] = {"low": (0.0, 45.0), "mid": (45.0, 90.0), "high": (90.0, 1e9)}
 #: Where the build looks for the PLATEAU tiles, relative to the repository root.
@@ -113,7 +116,7 @@ class Preset:
     agents: tuple[Agent, ...]
     """Missions per district (rovers only where the scene has roads)."""
     duration_s: float
-    """Seconds recorded per mission."""
+    """Seconds recorded per mission at mission altitude (drones record their takeoff on top)."""
     survey_size: float = 120.0
     """Drone survey square side (m)."""
     orbit_radius: float = 60.0
@@ -168,9 +171,9 @@ TINY = Preset(
     districts=(District("proc-centre-1", "train", "procedural", seed=1, size=300.0, style="centre"),
                District("proc-resid-2", "val", "procedural", seed=2, size=300.0, style="residential"),
                District("proc-centre-3", "test", "procedural", seed=3, size=300.0, style="centre")),
-    agents=(Agent("drone", "survey", 30.0), Agent("rover", "route")),
+    agents=(Agent("drone", "survey", 12.0), Agent("rover", "route")),
     duration_s=6.0, survey_size=60.0, eval_window_stride=2, traffic_cars=12, needs_plateau=False,
-    extra={"purpose": "CI tests only: three small districts, one drone and one rover each"},
+    extra={"purpose": "CI tests only: three small districts, one drone (12 m: a short takeoff) and one rover each"},
 )
 
 SMALL = Preset(
