@@ -187,7 +187,8 @@ def build_benchmark(preset: Preset, out: Path, plateau_dir: Path | None = None, 
         timings["world"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        traffic = TrafficConfig(seed=district.seed, cars=preset.traffic_cars) if district.source == "procedural" \
+        traffic = TrafficConfig(seed=district.seed, cars=preset.traffic_cars, **preset.traffic_speeds) \
+            if district.source == "procedural" \
             else TrafficConfig(seed=district.seed, **PLATEAU_TRAFFIC)
         root = split_root(out, district.split)
         for seconds in sorted({recorded_seconds(preset, a) for _, a, _ in specs}):     # one run per length
