@@ -108,7 +108,7 @@ def test_a_perfect_prediction_scores_100(builds, tmp_path):
     a, _ = builds
     info = read_info(a)
     windows = read_windows(a)
-    ds = split_dataset(a, "test", info, info["eval_window_stride"])
+    ds = split_dataset(a, "test", info, info["eval_window_stride"], load_instances=True)
     t_h = info["history_frames"]
     from vlwm.eval.baselines import future_grid_motion
 
@@ -116,15 +116,24 @@ def test_a_perfect_prediction_scores_100(builds, tmp_path):
         sample = ds[w["index"]]
         frames = future_grid_motion(sample)
         traj = frames[:, :3] + np.c_[np.zeros((len(frames), 2)), np.asarray(sample["ego_height"][t_h:], np.float64)]
-        save_prediction(tmp_path, w["id"], np.asarray(sample["future_occupancy"]), traj)
+        save_prediction(tmp_path / "with_ids", w["id"], np.asarray(sample["future_occupancy"]), traj,
+                        np.asarray(sample["future_instances"]))
+        save_prediction(tmp_path / "no_ids", w["id"], np.asarray(sample["future_occupancy"]))
     shape = (info["future_frames"], *info["grid"]["shape"])
-    res = score(a, "perfect", predictions_forecast(tmp_path, windows, shape))
+    res = score(a, "perfect", predictions_forecast(tmp_path / "with_ids", windows, shape))
+    assert res["scores"]["overall"]["vpq"]["all"] is not None            # the tiny test district has traffic
     for pop, e in res["scores"].items():
         for key in ("miou", "miou_present", "iou"):
             assert e[key] == {"1s": 100.0, "2s": 100.0, "3s": 100.0, "avg": 100.0}, (pop, key)
         assert all(v["avg"] == 100.0 for v in e["class_iou"].values())
         assert e["vpq"]["all"] in (None, 100.0)
         assert e["trajectory"]["ade"] == 0.0 and e["trajectory"]["fde"] == 0.0
+    # without instance ids VPQ cuts the perfect occupancy into connected components: touching
+    # objects merge, so it may fall below 100; occupancy scores are unchanged and no trajectory is scored
+    res = score(a, "perfect-no-ids", predictions_forecast(tmp_path / "no_ids", windows, shape))
+    overall = res["scores"]["overall"]
+    assert overall["miou"]["avg"] == 100.0 and overall["trajectory"] is None
+    assert 0 < overall["vpq"]["all"] <= 100.0
 
 
 def test_predictions_dir_errors_name_the_problem(builds, tmp_path):

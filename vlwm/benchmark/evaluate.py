@@ -27,7 +27,7 @@ import numpy as np
 
 from vlwm.benchmark.layout import RESULTS_DIR, read_info, read_windows, split_dataset
 from vlwm.benchmark.manifest import generator_versions, sha256_file
-from vlwm.benchmark.predictions import check_prediction_dir, load_prediction
+from vlwm.benchmark.predictions import Prediction, check_prediction_dir, load_prediction
 from vlwm.benchmark.presets import BENCHMARK_ID
 from vlwm.benchmark.scoring import HORIZONS, BenchmarkScorer
 from vlwm.eval.baselines import constant_velocity_motion, copy_last, ego_warp, ego_warp_cv, future_grid_motion
@@ -43,7 +43,8 @@ SCORING_THREADS = 1
 #: Default world-model config for ``--checkpoint`` (the small preset's grid).
 DEFAULT_MODEL_CONFIG = Path(__file__).resolve().parents[2] / "config" / "benchmark_small_occworld.py"
 
-Forecast = Callable[[dict, dict], tuple[np.ndarray, "np.ndarray | None"]]
+#: ``(sample, window entry) -> (occupancy, trajectory or None[, instances or None])``, see :class:`Prediction`.
+Forecast = Callable[[dict, dict], tuple]
 
 
 def true_trajectory(sample: dict, frames: np.ndarray) -> np.ndarray:
@@ -153,10 +154,10 @@ def _score(bench: Path, method: str, forecast: Forecast, max_windows: int | None
         sample = ds[window["index"]]
         target = np.asarray(sample["future_occupancy"]).astype(np.int64)
         frames = future_grid_motion(sample)
-        pred, traj = forecast(sample, window)
-        scorer.update(window, np.asarray(pred).astype(np.int64), target,
-                      np.asarray(sample["future_instances"]), frames, traj,
-                      true_trajectory(sample, frames) if traj is not None else None)
+        pred = Prediction(*forecast(sample, window))
+        scorer.update(window, np.asarray(pred.occupancy).astype(np.int64), target,
+                      np.asarray(sample["future_instances"]), frames, pred.trajectory,
+                      true_trajectory(sample, frames) if pred.trajectory is not None else None, pred.instances)
         if progress is not None:
             progress(i + 1, n)
     return {"benchmark": BENCHMARK_ID, "preset": info["preset"], "method": method,

@@ -9,6 +9,10 @@ Format (one owner: this module reads and writes it)::
         trajectory  (T_f, 3) float32/64   optional: predicted ego positions of the future frames in
                                            the grid frame of the last history frame (m; x forward,
                                            y left, z up from the ground under that frame)
+        instances   (T_f, X, Y, Z) int32  optional: predicted instance ids of the dynamic objects,
+                                           the same id for the same object over the 6 frames, 0 = none;
+                                           without them VPQ cuts the occupancy into tracked connected
+                                           components (two touching cars then count as one)
 
 ``X, Y, Z`` is the benchmark grid (``benchmark.json["grid"]["shape"]``).  The inputs of a window
 are its first ``T_h = 4`` frames (``frames[:4]``), the targets the last 6; read them from
@@ -19,6 +23,7 @@ are its first ``T_h = 4`` frames (``frames[:4]``), the targets the last 6; read 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,6 +31,18 @@ from vlwm.labels import NUM_OCC_CLASSES
 
 OCCUPANCY_KEY = "occupancy"
 TRAJECTORY_KEY = "trajectory"
+INSTANCES_KEY = "instances"
+
+
+class Prediction(NamedTuple):
+    """One window's forecast, as every method hands it to the scorer."""
+
+    occupancy: np.ndarray
+    """(T_f, X, Y, Z) int64 class ids."""
+    trajectory: np.ndarray | None = None
+    """(T_f, 3) float64 ego positions (m, last history grid frame), or None."""
+    instances: np.ndarray | None = None
+    """(T_f, X, Y, Z) int64 instance ids, or None (VPQ then tracks connected components)."""
 
 
 def prediction_path(pred_dir: Path, window_id: str) -> Path:
@@ -33,13 +50,16 @@ def prediction_path(pred_dir: Path, window_id: str) -> Path:
     return Path(pred_dir) / f"{window_id}.npz"
 
 
-def save_prediction(pred_dir: Path, window_id: str, occupancy: np.ndarray, trajectory: np.ndarray | None = None) -> Path:
+def save_prediction(pred_dir: Path, window_id: str, occupancy: np.ndarray, trajectory: np.ndarray | None = None,
+                    instances: np.ndarray | None = None) -> Path:
     """Write one window's prediction (module docstring); returns the file."""
     path = prediction_path(pred_dir, window_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {OCCUPANCY_KEY: np.asarray(occupancy, np.uint8)}
     if trajectory is not None:
         arrays[TRAJECTORY_KEY] = np.asarray(trajectory, np.float64)
+    if instances is not None:
+        arrays[INSTANCES_KEY] = np.asarray(instances, np.int32)
     np.savez_compressed(path, **arrays)
     return path
 
@@ -56,8 +76,8 @@ def check_prediction_dir(pred_dir: Path, window_ids: list[str]) -> None:
                                 f"<window id>.npz per entry of windows/test.json (docs/benchmark.md)")
 
 
-def load_prediction(pred_dir: Path, window_id: str, shape: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(occupancy (T_f, X, Y, Z) int64, trajectory (T_f, 3) float64 or None)`` of one window.
+def load_prediction(pred_dir: Path, window_id: str, shape: tuple[int, int, int, int]) -> Prediction:
+    """One window's :class:`Prediction`.
 
     Raises ``ValueError`` naming the file for a missing key, a wrong shape or dtype, or labels
     outside 0..17.
@@ -84,4 +104,8 @@ def load_prediction(pred_dir: Path, window_id: str, shape: tuple[int, int, int, 
         traj = np.asarray(traj, np.float64)
         if traj.shape != (shape[0], 3) or not np.all(np.isfinite(traj)):
             raise ValueError(f"{path}: '{TRAJECTORY_KEY}' must be finite ({shape[0]}, 3) positions, got {traj.shape}")
-    return occ.astype(np.int64), traj
+    inst = arrays.get(INSTANCES_KEY)
+    if inst is not None and (inst.shape != tuple(shape) or not np.issubdtype(inst.dtype, np.integer)):
+        raise ValueError(f"{path}: '{INSTANCES_KEY}' must be integer ids of shape {tuple(shape)}, got {inst.dtype} "
+                         f"{inst.shape}")
+    return Prediction(occ.astype(np.int64), traj, None if inst is None else inst.astype(np.int64))

@@ -76,7 +76,8 @@ class BenchmarkScorer:
         self.band_trajectories = 0
 
     def update(self, window: dict[str, Any], pred: np.ndarray, target: np.ndarray, gt_instances: np.ndarray,
-               frames: np.ndarray, pred_traj: np.ndarray | None = None, gt_traj: np.ndarray | None = None) -> None:
+               frames: np.ndarray, pred_traj: np.ndarray | None = None, gt_traj: np.ndarray | None = None,
+               pred_instances: np.ndarray | None = None) -> None:
         """Add one window.
 
         Parameters
@@ -88,17 +89,21 @@ class BenchmarkScorer:
             ego-motion compensation).
         pred_traj, gt_traj : (T_f, 3) float64, optional
             Predicted and true ego positions of the future frames in the last history grid frame (m).
+        pred_instances : (T_f, X, Y, Z) int, optional
+            Predicted instance ids (consistent over the window, <= 0 none); without them VPQ cuts the
+            prediction into tracked connected components (:func:`vlwm.eval.vpq.track_instances`).
         """
         if pred.shape != target.shape or pred.shape[0] != self.num_future:
             raise ValueError(f"window {window['id']}: prediction {pred.shape} and target {target.shape} must both "
                              f"be ({self.num_future}, X, Y, Z)")
         p, t = pred[None], target[None]
+        pi = None if pred_instances is None else pred_instances[None]
         agent, band = window["agent"], window.get("band")
         self.occ_agent.update(p, t, group=agent)
-        self.vpq_agent.update(p, t, gt_instance=gt_instances[None], frames=frames[None], group=agent)
+        self.vpq_agent.update(p, t, gt_instance=gt_instances[None], pred_instance=pi, frames=frames[None], group=agent)
         if band is not None:
             self.occ_band.update(p, t, group=band)
-            self.vpq_band.update(p, t, gt_instance=gt_instances[None], frames=frames[None], group=band)
+            self.vpq_band.update(p, t, gt_instance=gt_instances[None], pred_instance=pi, frames=frames[None], group=band)
             self.band_windows += 1
         if pred_traj is not None and gt_traj is not None:
             self.plan.update(pred_traj[None], gt_traj[None], group=agent)
