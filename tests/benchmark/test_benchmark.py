@@ -177,3 +177,27 @@ def test_the_small_training_configs_use_the_small_grid():
         assert cfg.grid.point_cloud_range == small.point_cloud_range and cfg.grid.voxel_size == small.voxel_size
         d = cfg.dataset_dict("train")["config"]
         assert (d["history_frames"], d["future_frames"]) == (small.history_frames, small.future_frames)
+
+
+def test_a_world_model_checkpoint_is_scored_with_its_trajectory(builds, tmp_path):
+    """The --checkpoint path end to end (random weights: the numbers mean nothing, the plumbing does)."""
+    import torch
+
+    from vlwm.benchmark.evaluate import DEFAULT_MODEL_CONFIG, checkpoint_forecast
+    from vlwm.models import build_world_model
+    from vlwm.train.config import load_config
+
+    a, _ = builds
+    tiny = get_preset("tiny")
+    config = tmp_path / "tiny_wm.py"
+    config.write_text(f"_base_ = [{str(DEFAULT_MODEL_CONFIG)!r}]\npoint_cloud_range = {list(tiny.point_cloud_range)}\n"
+                      f"voxel_size = {list(tiny.voxel_size)}\n")
+    cfg, _ = load_config(config)
+    torch.manual_seed(0)
+    torch.save({"state_dict": build_world_model(cfg.model_config()).state_dict()}, tmp_path / "wm.pth")
+    spec = GridSpec(tiny.point_cloud_range, tiny.voxel_size)
+    res = score(a, "occworld", checkpoint_forecast(tmp_path / "wm.pth", config, spec), max_windows=2, threads=None)
+    assert res["num_windows"] == 2 and not res["complete"]
+    assert res["scores"]["overall"]["trajectory"]["ade"] >= 0
+    with pytest.raises(ValueError, match="not the benchmark's"):
+        checkpoint_forecast(tmp_path / "wm.pth", DEFAULT_MODEL_CONFIG, spec)
