@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vlwm.benchmark.layout import (ATTRIBUTION_FILE, INFO_FILE, MISSIONS_DIR, SCENES_DIR, WINDOWS_FILE,
                                    build_window_index, split_root, write_json)
 from vlwm.benchmark.manifest import write_manifest
@@ -105,16 +107,14 @@ def mission_specs(bench: Path, district: District, scene, preset: Preset) -> lis
             except PlanningError:
                 continue
         else:
-            raise RuntimeError(f"district {district.name}: no flyable {agent.label} mission around "
-                               f"{CANDIDATE_CENTRES} candidate centres")
+            raise ValueError(f"district {district.name}: no flyable {agent.label} mission around "
+                             f"{CANDIDATE_CENTRES} candidate centres (towers in the way): change the preset")
         out.append((name, agent, spec))
     return out
 
 
 def candidate_centres(scene, district: District, seed: int) -> list[tuple[float, float]]:
     """Mission centres to try, in order: the district centre, then seeded points in its middle half."""
-    import numpy as np
-
     first = (0.0, 0.0) if district.source == "procedural" else _centre(scene)
     lo, hi = scene.bounds[0, :2], scene.bounds[1, :2]
     mid, half = (lo + hi) / 2, (hi - lo) / 4
