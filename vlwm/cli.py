@@ -178,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--duration", type=float, default=150.0, help="seconds recorded per vehicle")
     d.add_argument("--workers", type=int, default=2, help="parallel recording processes")
     d.set_defaults(func=cmd_demo)
+
+    from vlwm.benchmark.cli import add_benchmark_parser
+
+    add_benchmark_parser(sub)
     return p
 
 

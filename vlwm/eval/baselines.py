@@ -7,6 +7,9 @@
   nearest voxel, free where the future grid sees beyond the last one.  Static scenes are then
   forecast exactly up to the voxel rounding; only moving objects and newly revealed space are
   left for a model to get right.
+* :func:`ego_warp_cv` — :func:`ego_warp` by the motion a constant-velocity, constant-yaw-rate
+  extrapolation of the *history* poses predicts (:func:`constant_velocity_motion`): a physics
+  baseline that needs neither a model nor the future.
 
 Frames: grids are indexed ``[x, y, z]`` in their own grid frame (x forward, y left, z up from the
 ground under the vehicle; :mod:`vlwm.gt.ego_frame`).  A **motion** ``(dx, dy, dz, dyaw)`` is the
@@ -118,3 +121,56 @@ def future_grid_motion(sample: Mapping[str, Any]) -> np.ndarray:
     hist, fut = np.asarray(sample["history_poses"]), np.asarray(sample["future_poses"])
     poses = np.concatenate([hist, fut])
     return grid_motion_from_poses(poses, np.asarray(sample["ego_height"]), len(hist) - 1)[len(hist):]
+
+
+def constant_velocity_motion(history_poses, ego_height, num_future: int) -> np.ndarray:
+    """(T_f, 4) float64 future grid motions under constant velocity and constant yaw rate.
+
+    The last history step (grid frame ``T_h - 2`` -> ``T_h - 1``, a planar rigid motion: forward
+    and lateral displacement and yaw change, all in the moving frame) is repeated ``num_future``
+    times, so the vehicle keeps its speed and turn rate.  The grid frame's origin lies on the
+    ground, so ``dz`` is the change of ground height; flat ground is assumed (``dz = 0``).
+
+    Parameters
+    ----------
+    history_poses : (T_h, 13) float, recorded poses ``[x, y, z, qw, qx, qy, qz, ...]`` (world frame), T_h >= 2.
+    ego_height : (T_h,) float, height (m) of the vehicle above the ground under it.
+    num_future : int, future steps ``T_f``.
+
+    Returns
+    -------
+    (T_f, 4) ``(dx, dy, dz, dyaw)`` of each future grid frame in the last history grid frame
+    (metres; x forward, y left, z up; radians): the ``motion`` of :func:`ego_warp`.
+    """
+    hist = np.asarray(history_poses, np.float64)
+    if hist.ndim != 2 or len(hist) < 2:
+        raise ValueError(f"constant_velocity_motion: needs (T_h >= 2, 13) history poses, got {hist.shape}")
+    prev = grid_motion_from_poses(hist, np.asarray(ego_height, np.float64), len(hist) - 1)[-2]   # T_h-2 in T_h-1
+    c, s = math.cos(prev[3]), math.sin(prev[3])
+    step_t = np.array([-(c * prev[0] + s * prev[1]), -(-s * prev[0] + c * prev[1])])     # inverse: T_h-1 in T_h-2
+    step_yaw = -prev[3]
+    out = np.zeros((int(num_future), 4))
+    t, yaw = np.zeros(2), 0.0
+    for k in range(int(num_future)):
+        c, s = math.cos(yaw), math.sin(yaw)
+        t = t + np.array([c * step_t[0] - s * step_t[1], s * step_t[0] + c * step_t[1]])
+        yaw += step_yaw
+        out[k, :2], out[k, 3] = t, math.atan2(math.sin(yaw), math.cos(yaw))
+    return out
+
+
+def ego_warp_cv(last, history_poses, ego_height, num_future: int, spec: GridSpec, free: int = FREE):
+    """The last frame warped by the constant-velocity, constant-yaw-rate motion of the history.
+
+    Parameters
+    ----------
+    last : (X, Y, Z) class ids (numpy or torch), the last observed frame in its grid frame.
+    history_poses : (T_h, 13) float, ego_height : (T_h,) float — as :func:`constant_velocity_motion`.
+    num_future : int, future steps ``T_f``.
+    spec : GridSpec, the grid of all frames.
+
+    Returns
+    -------
+    (T_f, X, Y, Z), same dtype and kind as ``last``.
+    """
+    return ego_warp(last, constant_velocity_motion(history_poses, ego_height, num_future), spec, free)

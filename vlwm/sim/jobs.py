@@ -8,6 +8,7 @@ several vehicles or several sequences — in worker processes that each load the
 
 from __future__ import annotations
 
+import datetime
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -63,21 +64,26 @@ def spread_specs(base: MissionSpec, count: int, scene: Scene) -> list[MissionSpe
 
 
 def _record_job(args) -> str:
-    scene_path, spec, config, out_root, scene_ref, vehicle_id, progress = args
+    scene_path, spec, config, out_root, scene_ref, vehicle_id, progress, name, start = args
     scene = Scene.load(scene_path)
     mission = build_mission(scene, spec)
     path = record_mission(scene, mission, out_root, replace(config, seed=spec.seed), scene_ref=scene_ref,
-                          vehicle_id=vehicle_id, progress=progress)
+                          vehicle_id=vehicle_id, progress=progress, name=name, start=start)
     return str(path)
 
 
 def run_jobs(scene_path: str | os.PathLike, specs: Sequence[MissionSpec], out_root: str | os.PathLike,
-             config: SimConfig, workers: int = 1, progress: bool = True) -> list[Path]:
+             config: SimConfig, workers: int = 1, progress: bool = True, names: Sequence[str] | None = None,
+             start: datetime.datetime | None = None) -> list[Path]:
     """Record every spec (one sequence each); ``workers`` > 1 uses that many processes.
 
     ``scene_path`` is the cached scene file each worker loads; the manifests refer to it relative
-    to the sequence folder when it lies under ``out_root``.
+    to the sequence folder when it lies under ``out_root``.  ``names`` (one per spec) fix the
+    folder names and ``start`` the manifests' ``created`` time (defaults: ``<vehicle>_<timestamp>``
+    and now), for recordings that must be reproducible byte for byte.
     """
+    if names is not None and len(names) != len(specs):
+        raise ValueError(f"run_jobs: {len(names)} names for {len(specs)} specs")
     scene_path = Path(scene_path).resolve()
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
@@ -91,7 +97,7 @@ def run_jobs(scene_path: str | os.PathLike, specs: Sequence[MissionSpec], out_ro
         n = counters.get(spec.vehicle, 0)
         counters[spec.vehicle] = n + 1
         jobs.append((str(scene_path), spec, config, str(out_root), scene_ref, f"{spec.vehicle}_{n}",
-                     progress and workers <= 1))
+                     progress and workers <= 1, None if names is None else names[len(jobs)], start))
     if workers <= 1 or len(jobs) == 1:
         return [Path(_record_job(j)) for j in jobs]
     with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -13,6 +13,7 @@ frame, then recording continues.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -118,7 +119,8 @@ def build_manifest(scene: Scene, scene_ref: str | None, mission: Mission, config
 
 def record_mission(scene: Scene, mission: Mission, out_root: str | os.PathLike, config: SimConfig = SimConfig(),
                    *, scene_ref: str | None = None, vehicle_id: str | None = None, resume: str | os.PathLike | None = None,
-                   traffic: Traffic | None = None, name: str | None = None, progress: bool = True) -> Path:
+                   traffic: Traffic | None = None, name: str | None = None, progress: bool = True,
+                   start: datetime.datetime | None = None) -> Path:
     """Fly/drive ``mission`` in ``scene`` and record it; returns the sequence folder.
 
     Parameters
@@ -132,6 +134,9 @@ def record_mission(scene: Scene, mission: Mission, out_root: str | os.PathLike, 
         Prebuilt traffic (built from ``config.traffic`` otherwise).
     name : str, optional
         Folder name instead of ``<vehicle>_<YYYYmmdd_HHMMSS>``.
+    start : datetime, optional
+        The manifest's ``created`` time (default: now); a fixed value makes ``sequence.json``
+        reproducible byte for byte.
     """
     vehicle = vehicle_for_mission(mission, scene)  # plans the mission: errors before anything is written
     if traffic is None and config.traffic is not None:
@@ -148,7 +153,7 @@ def record_mission(scene: Scene, mission: Mission, out_root: str | os.PathLike, 
         writer = SequenceWriter.open(resume)
         _check_resumable(writer, manifest)
     else:
-        writer = SequenceWriter.create(out_root, mission.vehicle, manifest, name=name)
+        writer = SequenceWriter.create(out_root, mission.vehicle, manifest, start=start, name=name)
 
     dt_frame = 1.0 / config.frame_rate_hz
     total = None
