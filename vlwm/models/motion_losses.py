@@ -61,17 +61,19 @@ def motion_world_model_loss(out: MotionForecast, target: Tensor, true_frames: Te
     if tuple(target.shape) != tuple(out.logits.shape[:-1]):
         raise ValueError(f"motion_world_model_loss: target {tuple(target.shape)} does not match the logits "
                          f"{tuple(out.logits.shape[:-1])} (B, F, X, Y, Z)")
-    labels = target.long()
-    logits = out.logits.float().reshape(-1, k)                              # (B*F*X*Y*Z, K)
+    # Layout (N, K, Z, X, Y), N = B*F: for the model's logits a view of their own contiguous
+    # storage (no copy of the largest tensor); the labels follow as (N, Z, X, Y).
+    labels = target.long().flatten(0, 1).permute(0, 3, 1, 2)
+    logits = out.logits.float().flatten(0, 1).permute(0, 4, 3, 1, 2)
     weight = None if cfg.class_weights is None else torch.tensor(cfg.class_weights, dtype=torch.float32,
                                                                  device=logits.device)
-    per_voxel = F.cross_entropy(logits, labels.reshape(-1), reduction="none")    # (B*F*X*Y*Z,)
-    w = torch.ones_like(per_voxel) if weight is None else weight[labels.reshape(-1)]
+    per_voxel = F.cross_entropy(logits, labels, reduction="none")           # (N, Z, X, Y)
+    w = torch.ones_like(per_voxel) if weight is None else weight[labels]
     if cfg.changed_weight != 1.0:
-        w = w * torch.where(labels.reshape(-1) != out.prior.reshape(-1), cfg.changed_weight, 1.0)
+        w = w * torch.where(labels != out.prior.flatten(0, 1).permute(0, 3, 1, 2), cfg.changed_weight, 1.0)
     ce = (per_voxel * w).sum() / w.sum().clamp_min(1e-12)
     zero = ce.new_zeros(())
-    lov = lovasz_loss(logits, labels) if cfg.lovasz > 0 else zero
+    lov = lovasz_loss(out.logits, target.long()) if cfg.lovasz > 0 else zero
     pose = pose_error(out.pred_frames, true_frames, cfg.yaw_weight) if true_frames is not None else zero
     total = cfg.ce * ce + cfg.lovasz * lov + cfg.pose * pose
     return MotionLosses(total, ce, lov, pose)

@@ -33,7 +33,7 @@ network runs in reduced precision and the logits come back in float32.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,11 +48,12 @@ class MotionForecast(NamedTuple):
     """One forward pass: F future frames, each in its own grid frame."""
 
     logits: Tensor
-    """(B, F, X, Y, Z, K) float32 class logits."""
+    """(B, F, X, Y, Z, K) float32 class logits (a permuted view of a contiguous (B, F, K, Z, X, Y) tensor)."""
     prior: Tensor
     """(B, F, X, Y, Z) int64: the ego-warp prior (last frame warped by ``frames``; free outside)."""
     frames: Tensor
-    """(B, F, 4) float64: the future grid-frame poses the forecast was made for (given or predicted)."""
+    """(B, F, 4) float64: the future grid-frame poses the forecast was made for (given or predicted;
+    with ``steps``, F = S and the logits, prior and frames are those steps')."""
     pred_frames: Tensor
     """(B, F, 4) float64: the pose head's prediction (differentiable; also when frames were given)."""
 
@@ -87,7 +88,7 @@ class MotionWorldModel(nn.Module):
         self.target_embed = TargetEmbedding(cfg.cond_dim, cfg.pose.scale_m)
         self.unet = ConditionedUNet(cfg.channels[0] + cfg.frame_channels, tuple(cfg.channels), cfg.blocks_per_level,
                                     cfg.cond_dim, cfg.use_checkpoint)
-        self.head = nn.Conv2d(self.unet.out_channels, z * k, kernel_size=1)
+        self.head = nn.Conv2d(self.unet.out_channels, k * z, kernel_size=1)    # channels ordered (K, Z)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.prior_logit = nn.Parameter(torch.tensor(float(cfg.prior_logit_init)))
@@ -120,27 +121,38 @@ class MotionWorldModel(nn.Module):
         folded = folded.reshape(b, t * folded.shape[1], *folded.shape[2:])    # (B, T_h*Cf, X, Y)
         return self.history_mix(folded)
 
-    def forward(self, history_occ: Tensor, history_frames: Tensor, future_frames: Tensor | None = None
-                ) -> MotionForecast:
-        """Forecast the F future frames (see the module docstring for shapes and frames)."""
+    def forward(self, history_occ: Tensor, history_frames: Tensor, future_frames: Tensor | None = None,
+                steps: Sequence[int] | None = None) -> MotionForecast:
+        """Forecast the F future frames (see the module docstring for shapes and frames).
+
+        ``steps`` (0-based future step indices, e.g. ``[1, 5]``) forecasts only those frames: the
+        outputs then have S = len(steps) frames instead of F (cheaper training on sampled horizons;
+        ``pred_frames`` keeps all F).
+        """
         self._check(history_occ, history_frames, future_frames)
-        b, f = history_occ.shape[0], self.cfg.future_frames
+        b = history_occ.shape[0]
         x, y, z = self.spec.shape
         k = self.cfg.num_classes
         pred_frames = self.pose_head(history_frames)                          # (B, F, 4) float64
         frames = (pred_frames if future_frames is None else future_frames).detach().double()
+        sel = list(range(self.cfg.future_frames)) if steps is None else [int(i) for i in steps]
+        if not sel or min(sel) < 0 or max(sel) >= self.cfg.future_frames:
+            raise ValueError(f"steps must be future step indices in 0..{self.cfg.future_frames - 1}, got {steps}")
+        frames, f = frames[:, sel], len(sel)                                  # (B, S, 4)
         raw_prior = warp_labels(history_occ[:, -1].long(), frames, self.spec, fill=self.unobserved)  # (B, F, X, Y, Z)
         prior = raw_prior.masked_fill(raw_prior == self.unobserved, self.cfg.free)
         hist = self.encode_history(history_occ, history_frames)               # (B, C0, X, Y)
         hist_f = warp_features(hist, frames, self.spec)                       # (B, F, C0, X, Y)
         prior_f = self.fold(raw_prior.flatten(0, 1))                          # (B*F, Cf, X, Y)
-        lead = torch.arange(1, f + 1, device=frames.device, dtype=torch.float32) / self.cfg.frame_rate_hz
+        lead = (torch.tensor(sel, device=frames.device, dtype=torch.float32) + 1) / self.cfg.frame_rate_hz
         cond = self.target_embed(lead.repeat(b), frames.reshape(b * f, 4))    # (B*F, cond_dim)
         h = self.unet(torch.cat([hist_f.flatten(0, 1), prior_f], dim=1), cond)  # (B*F, C, X, Y)
-        residual = self.head(h).float().reshape(b, f, z, k, x, y).permute(0, 1, 4, 5, 2, 3)  # (B, F, X, Y, Z, K)
-        onehot = F.one_hot(prior, k).to(residual.dtype)
-        logits = residual + self.prior_logit.float() * onehot
-        return MotionForecast(logits, prior, frames, pred_frames)
+        residual = self.head(h).float().reshape(b, f, k, z, x, y)              # (B, F, K, Z, X, Y)
+        index = prior.permute(0, 1, 4, 2, 3).unsqueeze(2)                      # (B, F, 1, Z, X, Y)
+        logits = residual.scatter_add(2, index, self.prior_logit.float().expand(index.shape))
+        # Returned as a (B, F, X, Y, Z, K) view of the (B, F, K, Z, X, Y) tensor: no copy of the
+        # largest tensor; the loss reads it back in the class-first layout.
+        return MotionForecast(logits.permute(0, 1, 4, 5, 3, 2), prior, frames, pred_frames)
 
     # ---- rollouts -----------------------------------------------------------------------------
 
