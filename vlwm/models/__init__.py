@@ -33,3 +33,19 @@ __all__ = [
     "poses_from_metas", "read_checkpoint", "tiny_vae_config", "tiny_world_model_config", "vae_loss",
     "world_model_loss",
 ]
+
+# The motion-aware world model (residual on the ego-warp prior; docs/models.md "Motion-aware world model").
+from vlwm.models.ego_warp import ego_warp, frame_poses_from_pose13, warp_features, warp_labels
+from vlwm.models.motion_checkpoint import MotionCheckpointError, load_motion_checkpoint, save_motion_checkpoint
+from vlwm.models.motion_config import (MotionLossConfig, MotionWorldModelConfig, PoseHeadConfig,
+                                       aerial_motion_world_model_config, small_motion_world_model_config)
+from vlwm.models.motion_losses import MotionLosses, motion_world_model_loss
+from vlwm.models.motion_world_model import (MotionForecast, MotionRollout, MotionWorldModel, build_motion_world_model,
+                                           frames_from_batch)
+
+__all__ += [
+    "MotionCheckpointError", "MotionForecast", "MotionLossConfig", "MotionLosses", "MotionRollout", "MotionWorldModel",
+    "MotionWorldModelConfig", "PoseHeadConfig", "aerial_motion_world_model_config", "build_motion_world_model",
+    "ego_warp", "frame_poses_from_pose13", "frames_from_batch", "load_motion_checkpoint", "motion_world_model_loss",
+    "save_motion_checkpoint", "small_motion_world_model_config", "warp_features", "warp_labels",
+]
