@@ -13,7 +13,8 @@ from vlwm.gt.grid import GridSpec
 from vlwm.io.occupancy_file import read_frame
 from vlwm.labels import FREE
 from vlwm.io.frames import Pose, transform_points
-from vlwm.sim.jobs import MissionSpec, run_jobs
+from vlwm.sim.jobs import run_jobs
+from vlwm.sim.mission_spec import MissionSpec
 from vlwm.sim.simulator import SimConfig
 from vlwm.sim.traffic import TrafficConfig
 from vlwm.world.procedural import CityConfig, generate_city

@@ -124,7 +124,7 @@ def candidate_centres(scene, district: District, seed: int) -> list[tuple[float,
 
 def _spec(bench, name, agent, seed, centre, district, scene, preset):
     """The MissionSpec of one agent around ``centre`` (waypoint missions write their WPL file)."""
-    from vlwm.sim.jobs import MissionSpec
+    from vlwm.sim.mission_spec import MissionSpec
     from vlwm.sim.missions import patrol_mission
     from vlwm.sim.qgc_wpl import write_qgc_wpl
 
