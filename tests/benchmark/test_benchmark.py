@@ -35,7 +35,7 @@ def test_two_builds_have_identical_manifests(builds):
     a, b = builds
     assert (a / "MANIFEST.json").read_bytes() == (b / "MANIFEST.json").read_bytes()
     files = read_manifest(a)["files"]
-    assert any(f.endswith("sequence.json") for f in files) and any(f.endswith("_occupancy.npz") for f in files)
+    assert any(f.endswith("sequence.json") for f in files) and any(f.endswith("_occupancy.vlo") for f in files)
     assert not any("/lidar/" in f for f in files)                  # the tiny preset drops the sweeps
 
 
@@ -44,7 +44,7 @@ def test_verify_passes_then_names_modified_missing_and_extra_files(builds, tmp_p
     assert verify(a).ok
     copy = tmp_path / "copy"
     shutil.copytree(a, copy)
-    frame = sorted((copy / "splits" / "test").glob("*/occupancy/000002_occupancy.npz"))[0]
+    frame = sorted((copy / "splits" / "test").glob("*/occupancy/000002_occupancy.vlo"))[0]
     data = bytearray(frame.read_bytes())
     data[len(data) // 2] ^= 0xFF
     frame.write_bytes(bytes(data))

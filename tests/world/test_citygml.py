@@ -7,6 +7,7 @@ PLATEAU files declare.
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -239,8 +240,10 @@ def test_truncated_file_names_file_and_line(tmp_path):
 
 
 @needs_data
-def test_import_time_is_recorded_and_small(nw_tokyo):
-    assert 0 < nw_tokyo.meta["import"]["seconds"] < 10.0  # ~0.6 s warm on one core; generous for busy CI
+def test_import_time_is_recorded(nw_tokyo):
+    # speed is measured by benchmarks/, never asserted here: only that the figure is recorded
+    seconds = nw_tokyo.meta["import"]["seconds"]
+    assert isinstance(seconds, float) and math.isfinite(seconds) and seconds > 0
 
 
 # ------------------------------------------------------------------------------ crafted files

@@ -16,7 +16,8 @@ Format (one owner: this module reads and writes it)::
 
 ``X, Y, Z`` is the benchmark grid (``benchmark.json["grid"]["shape"]``).  The inputs of a window
 are its first ``T_h = 4`` frames (``frames[:4]``), the targets the last 6; read them from
-``splits/test/<sequence>/occupancy/NNNNNN_occupancy.npz`` and ``poses/NNNNNN.json`` or with
+``splits/test/<sequence>/occupancy/NNNNNN_occupancy.vlo`` (:func:`vlwm.io.occupancy_file.read_frame`)
+and ``poses/NNNNNN.json`` or with
 :class:`vlwm.data.GazeboOccWorldDataset` (:func:`vlwm.benchmark.layout.split_dataset`).
 """
 

@@ -91,4 +91,4 @@ class DownloadLock:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": LOCK_VERSION, "files": {k: asdict(v) for k, v in sorted(self.entries.items())}}
-        atomic_write_json(self.path, data, trailing_newline=True)
+        atomic_write_json(self.path, data, trailing_newline=True, durable=True)

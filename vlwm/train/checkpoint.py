@@ -59,7 +59,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    atomic_write(path, lambda fh: torch.save(obj, fh))
+    atomic_write(path, lambda fh: torch.save(obj, fh), durable=True)
 
 
 def save_training_checkpoint(work_dir: Path, state: dict[str, Any], epoch_file: bool, max_keep: int) -> Path:
