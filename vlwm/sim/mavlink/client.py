@@ -54,6 +54,7 @@ FLAT_WORLD_HALF_M = 2000.0    #: half side of the flat open world that stands in
 SLOW_SPEED = 1.0              #: m/s, horizontal speed for the mission-time bound (slower than any vehicle)
 SLOW_CLIMB = 0.5              #: m/s, vertical speed for the bound
 TIMEOUT_MARGIN_S = 120.0      #: added to the mission-time bound
+POSITION_SETTLE_S = 10.0      #: vehicle seconds to wait for a position report after the mission ends
 NOT_RUNNING = "is the simulator running? start it with scripts/launch_occworld_simulation.sh"
 
 
@@ -496,6 +497,12 @@ def _fly(link: VehicleLink, cfg: ClientConfig, log) -> FlightReport:
     else:
         link.set_mode("HOLD")
         link.arm(False)
+    # The disarm comes in a HEARTBEAT; the last GLOBAL_POSITION_INT may predate it (a busy machine
+    # delays messages), so report the first position sent at or after that moment.
+    settled = link.boot_s
+    if settled is not None:
+        link.follow(lambda: link.position is not None and link.position.time_boot_ms / 1000.0 >= settled,
+                    POSITION_SETTLE_S, "a position report after the mission")
     p = link.position
     report.reached, report.armed = list(link.reached), link.armed
     if p is not None:
