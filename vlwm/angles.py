@@ -18,9 +18,13 @@ def wrap_angle(a):
 
     A Python float (or int) gives a float, computed in Python's float arithmetic (the vehicles'
     control loops call this once per sub-step); anything else (an array of any shape, a numpy
-    scalar) gives float64 of its shape.  Both compute ``(a + pi) mod 2 pi - pi`` with the sign of
-    the divisor, so they agree bit for bit.
+    scalar) gives float64 of its shape; a torch tensor stays a tensor of its dtype and device (the
+    world model's ego motion; ``%`` on a tensor is ``torch.remainder``).  All compute
+    ``(a + pi) mod 2 pi - pi`` with the sign of the divisor, so they agree bit for bit at equal
+    precision.
     """
     if isinstance(a, (float, int)) and not isinstance(a, np.generic):
+        return (a + math.pi) % (2 * math.pi) - math.pi
+    if type(a).__module__.startswith("torch"):
         return (a + math.pi) % (2 * math.pi) - math.pi
     return (np.asarray(a, np.float64) + np.pi) % (2 * np.pi) - np.pi

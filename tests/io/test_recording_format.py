@@ -11,8 +11,7 @@ import pytest
 
 from vlwm.gt.frame_gt import GTConfig
 from vlwm.gt.grid import GridSpec
-from vlwm.gt.recording import find_sequences as gt_find_sequences
-from vlwm.gt.recording import generate
+from vlwm.gt.recording import expand_inputs, generate
 from vlwm.io.atomic import atomic_path, atomic_write, atomic_write_json
 from vlwm.io.frames import Pose
 from vlwm.io.manifest import KEYS, Manifest, ManifestError, load_manifest, read_manifest
@@ -91,14 +90,14 @@ def test_find_sequences_one_rule_a_recording_is_a_folder_with_poses(tmp_path):
     expected = [tmp_path / "drone_a", tmp_path / "rover_b"]
     assert find_sequences(tmp_path) == expected
     assert find_sequences(tmp_path / "drone_a") == [tmp_path / "drone_a"]      # a recording itself
-    assert gt_find_sequences([str(tmp_path)]) == expected                      # the ground-truth stage agrees
-    assert gt_find_sequences([str(tmp_path / "*")]) == expected                # globs over non-recordings too
+    assert expand_inputs([str(tmp_path)]) == expected                      # the ground-truth stage agrees
+    assert expand_inputs([str(tmp_path / "*")]) == expected                # globs over non-recordings too
     with pytest.raises(FileNotFoundError, match=r"manifest_only: no recordings in it .*poses/"):
         find_sequences(tmp_path / "manifest_only")
     with pytest.raises(FileNotFoundError, match="nowhere: no such folder"):
         find_sequences(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no recorded sequences"):
-        gt_find_sequences([str(tmp_path / "occupancy_only")])
+        expand_inputs([str(tmp_path / "occupancy_only")])
 
 
 def test_frame_zero_files_are_an_error_naming_the_folder(tmp_path):

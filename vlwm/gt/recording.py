@@ -36,7 +36,7 @@ from vlwm.world.scene import Scene
 AUTO_GRID = {"drone": "aerial", "rover": "occ3d"}
 
 
-def find_sequences(inputs: Sequence[str]) -> list[Path]:
+def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     """Recordings named by ``inputs`` (folders, globs allowed): each one a recording, or a folder whose
     sub-folders are (:func:`vlwm.io.recording.is_sequence_dir`, the rule of every stage); a folder
     with none adds nothing, but no recording at all is an error.  Duplicates are dropped."""
@@ -140,7 +140,7 @@ def generate(inputs: Sequence[str], output: str | os.PathLike | None = None, *, 
     expects by default, for every vehicle), ``'auto'`` (aerial for drones, occ3d for rovers) or
     ``'config'`` to keep ``config.grid``.  A sequence that cannot be processed at all is reported and the others go on.
     """
-    sequences = find_sequences(inputs)
+    sequences = expand_inputs(inputs)
     out_root = Path(output) if output is not None else None
     scenes = SceneCache(config.solid_interiors, config.solid_classes)
     reports = []

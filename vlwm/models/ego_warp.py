@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vlwm.angles import wrap_angle
 from vlwm.gt.grid import GridSpec
 from vlwm.labels import FREE
 
@@ -144,11 +145,6 @@ def frame_poses_from_pose13(poses: Tensor, ego_height: Tensor, reference: int) -
     origin = torch.stack([p[..., 0], p[..., 1], p[..., 2] - h, yaw], dim=-1)   # (..., N, 4) world
     rel = relative(origin[..., reference:reference + 1, :], origin)
     return torch.cat([rel[..., :3], wrap_angle(rel[..., 3:])], dim=-1)
-
-
-def wrap_angle(a: Tensor) -> Tensor:
-    """Angles (rad) wrapped to [-pi, pi), as :func:`vlwm.data.trajectory.wrap_angle`."""
-    return torch.remainder(a + math.pi, 2 * math.pi) - math.pi
 
 
 # ---------------------------------------------------------------------------------------------
