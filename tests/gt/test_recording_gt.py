@@ -16,7 +16,7 @@ from vlwm.io.frames import Pose, transform_points
 from vlwm.sim.jobs import run_jobs
 from vlwm.sim.mission_spec import MissionSpec
 from vlwm.sim.simulator import SimConfig
-from vlwm.sim.traffic import TrafficConfig
+from vlwm.sim.traffic_config import TrafficConfig
 from vlwm.world.procedural import CityConfig, generate_city
 
 REPO = Path(__file__).resolve().parents[2]

@@ -32,9 +32,10 @@ from typing import Sequence
 
 import numpy as np
 
+from vlwm.angles import wrap_angle
 from vlwm.data.config import OCCWORLD_FRAME_RATE_HZ
 from vlwm.data.horizons import DEFAULT_HORIZONS_S, horizon_steps
-from vlwm.data.trajectory import pose13_yaws, wrap_angle
+from vlwm.data.trajectory import pose13_yaws
 
 
 # ---------------------------------------------------------------------------------------------

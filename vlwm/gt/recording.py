@@ -29,7 +29,8 @@ from vlwm.gt.visibility import PinholeCamera
 from vlwm.io import recording
 from vlwm.io.manifest import Manifest, load_manifest
 from vlwm.io.recording import LIDAR_COLUMNS
-from vlwm.sim.traffic import Traffic, TrafficConfig
+from vlwm.sim.traffic import Traffic
+from vlwm.sim.traffic_config import TrafficConfig
 from vlwm.world.scene import Scene
 
 #: Grid presets chosen by ``grid='auto'``: the tall aerial grid for drones, Occ3D's for rovers.
