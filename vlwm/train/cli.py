@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vlwm.io.dir_lock import FolderBusyError
 from vlwm.models import CheckpointMismatchError
 from vlwm.train.config import ConfigError, load_config, parse_cfg_options
 
@@ -41,8 +42,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     work_dir = args.work_dir or cfg.work_dir or str(Path("out") / Path(args.config).stem)
     try:
         summary = train(cfg, work_dir, argv if argv is not None else sys.argv, raw)
-    except (FileNotFoundError, CheckpointMismatchError) as err:    # missing data / weights: say which
-        print(f"error: {err}", file=sys.stderr)
+    except (FileNotFoundError, CheckpointMismatchError, FolderBusyError) as err:   # missing data / weights,
+        print(f"error: {err}", file=sys.stderr)                                     # a busy work dir: say which
         return 1
     return summary.exit_code                # 0: finished or SIGTERM (saved, resumable); 130: SIGINT
 

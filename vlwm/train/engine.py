@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from vlwm.data.dataset import collate_fn
 from vlwm.data.mixing import ConcatDataset, build_dataset
+from vlwm.io.dir_lock import DirLock
 from vlwm.models import VAEConfig, WorldModelConfig, build_vqvae, build_world_model
 from vlwm.train.checkpoint import (BEST, LATEST, atomic_save, load_training_state, load_weights,
                                    save_training_checkpoint, training_state)
@@ -365,11 +366,23 @@ def write_run_record(work_dir: Path, cfg: TrainConfig, raw_config: Any, argv: li
 
 def train(cfg: TrainConfig, work_dir: str | Path, argv: list[str] | None = None,
           raw_config: Any = None) -> TrainSummary:
-    """Train as ``cfg`` says, writing checkpoints and logs into ``work_dir``; see :class:`TrainSummary`."""
+    """Train as ``cfg`` says, writing checkpoints and logs into ``work_dir``; see :class:`TrainSummary`.
+
+    Rank 0 holds ``work_dir``'s lock (:class:`vlwm.io.dir_lock.DirLock`) for the whole run, so a
+    second training into the same folder is refused (:class:`~vlwm.io.dir_lock.FolderBusyError`)
+    before it writes anything.
+    """
     rank, world, device = setup_distributed(cfg.device)
     work_dir = Path(work_dir)
+    if rank != 0:
+        return _train(cfg, work_dir, argv, raw_config, rank, world, device)
+    with DirLock(work_dir, "work dir"):
+        return _train(cfg, work_dir, argv, raw_config, rank, world, device)
+
+
+def _train(cfg: TrainConfig, work_dir: Path, argv: list[str] | None, raw_config: Any,
+           rank: int, world: int, device: torch.device) -> TrainSummary:
     if rank == 0:
-        work_dir.mkdir(parents=True, exist_ok=True)
         write_run_record(work_dir, cfg, raw_config, argv or sys.argv)
     log = RunLogger(work_dir, cfg.log_config, rank == 0, cfg.to_dict())
     seed_everything(cfg.seed)
